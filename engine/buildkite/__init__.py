@@ -1,0 +1,1 @@
+"""Adapters for Buildkite's GraphQL API and Agent REST API."""

@@ -1,0 +1,1 @@
+"""The controller loop: monitor, dedupe, limit, schedule, watch."""

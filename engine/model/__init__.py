@@ -1,0 +1,1 @@
+"""Plain data models shared by every layer: no IO, no evaluation."""

@@ -1,0 +1,1 @@
+"""Loading policy files from disk: YAML with positions, schema checks, expression compilation."""
