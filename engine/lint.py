@@ -1,0 +1,250 @@
+"""``engine lint``: find mistakes in a pipeline's ``kubernetes`` plugin blocks before a job runs.
+
+At run time the plugin is decoded leniently (``engine.model.plugin``): a misspelt field is silently
+ignored and the pod comes out different from what the author meant. Linting is the strict
+counterpart for authors: the pipeline file is validated against ``schema/pipeline.schema.json``,
+which describes every ``kubernetes`` plugin entry (top-level and group steps, list and map
+``plugins`` forms, short and canonical keys, optionally ``#ref``-pinned) with the Kubernetes types and
+``additionalProperties: false``. Each schema error becomes one :class:`LintProblem` whose path reads
+like ``steps[2].plugins[0].kubernetes.podSpec.containers[0].imagee``.
+
+Output format proposed for the CLI (see :meth:`LintResult.render`): one ``FILE: path: message`` line
+per problem (exit 1), or ``FILE: valid (N kubernetes plugin blocks)`` (exit 0); a file that cannot
+be read or parsed raises :class:`LintError`, whose message is the single line to print (exit 2).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import pathlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+import yaml
+
+from engine.model import k8s_types
+from engine.model.jsonvalue import JSON, Path, render_path
+from engine.model.plugin import describe_value, invalid_quantity_message, invalid_time_message
+from engine.resources import schema_path
+
+PIPELINE_SCHEMA = "pipeline.schema.json"
+_PLUGIN_ENTRY_DEF = "PipelinePluginEntry"
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "object": "an object",
+    "array": "a list",
+}
+_INTEGER_BITS = {2**31 - 1: 32, -(2**31): 32, 2**63 - 1: 64, -(2**63): 64}
+
+
+@dataclass(frozen=True, slots=True)
+class LintProblem:
+    """One problem: ``path`` in the document (``""`` for the whole document) and what is wrong."""
+
+    path: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LintResult:
+    """The outcome of linting one file: its problems and how many kubernetes plugin blocks it has
+    (so "valid" with 0 blocks tells the author a misspelt plugin key was not checked at all)."""
+
+    file: pathlib.Path
+    problems: tuple[LintProblem, ...]
+    plugin_blocks: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def render(self) -> list[str]:
+        """Lines for the terminal: ``FILE: path: message`` per problem, or one ``FILE: valid`` line."""
+        if self.ok:
+            plural = "" if self.plugin_blocks == 1 else "s"
+            return [f"{self.file}: valid ({self.plugin_blocks} kubernetes plugin block{plural})"]
+        return [
+            f"{self.file}: {p.path}: {p.message}" if p.path else f"{self.file}: {p.message}"
+            for p in self.problems
+        ]
+
+
+class LintError(Exception):
+    """The file cannot be read or is not YAML; ``str()`` is one line starting with the file name."""
+
+
+def lint_pipeline(path: pathlib.Path) -> LintResult:
+    """Read, parse and lint one pipeline file."""
+    document = load_pipeline(path)
+    return LintResult(
+        file=path,
+        problems=tuple(lint_pipeline_document(document)),
+        plugin_blocks=len(kubernetes_plugin_blocks(document)),
+    )
+
+
+def lint_pipeline_document(doc: JSON) -> list[LintProblem]:
+    """Problems of a parsed pipeline document, sorted by path; ``[]`` when it is valid."""
+    if doc is None:
+        return [LintProblem("", "the pipeline is empty")]
+    errors = list(_pipeline_validator().iter_errors(doc))
+    typed_paths = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    problems: list[tuple[Path, LintProblem]] = []
+    for error in errors:
+        path = tuple(error.absolute_path)
+        if error.validator != "type" and path in typed_paths:
+            continue  # a value of the wrong type: its other complaints (enum, pattern) are noise
+        problems.extend(_problems_of(error, path))
+    problems.sort(key=lambda item: (_sort_key(item[0]), item[1].message))
+    return [problem for _, problem in problems]
+
+
+def kubernetes_plugin_blocks(doc: JSON) -> list[tuple[Path, JSON]]:
+    """``(path, config)`` of every kubernetes plugin entry, in document order."""
+    key_pattern = _kubernetes_plugin_key_pattern()
+    if isinstance(doc, list):
+        return list(_blocks_in_steps(doc, (), key_pattern))
+    if isinstance(doc, dict):
+        return list(_blocks_in_steps(doc.get("steps"), ("steps",), key_pattern))
+    return []
+
+
+def load_pipeline(path: pathlib.Path) -> JSON:
+    """The YAML document in ``path`` as JSON-shaped data, or :class:`LintError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise LintError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise LintError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    try:
+        return yaml.load(text, Loader=_PipelineLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise LintError(f"{path}: invalid YAML{where}: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise LintError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+
+
+class _PipelineLoader(yaml.SafeLoader):
+    """YAML as Buildkite's Go parser reads a pipeline: only ``true``/``false`` are booleans (``yes``,
+    ``on`` stay strings) and timestamps stay strings, so values keep their JSON shape."""
+
+
+_PipelineLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_PipelineLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+@functools.cache
+def _pipeline_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_path(PIPELINE_SCHEMA).read_text(encoding="utf-8"))
+    return schema
+
+
+@functools.cache
+def _pipeline_validator() -> jsonschema.protocols.Validator:
+    schema = _pipeline_schema()
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator: jsonschema.protocols.Validator = validator_class(schema)
+    return validator
+
+
+@functools.cache
+def _kubernetes_plugin_key_pattern() -> re.Pattern[str]:
+    """The schema's own pattern for kubernetes plugin keys, so finding and validating never disagree."""
+    (pattern,) = _pipeline_schema()["$defs"][_PLUGIN_ENTRY_DEF]["patternProperties"]
+    return re.compile(pattern)
+
+
+def _blocks_in_steps(steps: JSON, path: Path, key_pattern: re.Pattern[str]) -> Iterator[tuple[Path, JSON]]:
+    if not isinstance(steps, list):
+        return
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            continue
+        step_path = (*path, index)
+        plugins = step.get("plugins")
+        entries: Iterable[tuple[Path, JSON]]
+        if isinstance(plugins, list):
+            entries = (((*step_path, "plugins", i), entry) for i, entry in enumerate(plugins))
+        else:
+            entries = [((*step_path, "plugins"), plugins)]
+        for entry_path, entry in entries:
+            if isinstance(entry, dict):
+                for key, config in entry.items():
+                    if isinstance(key, str) and key_pattern.search(key):
+                        yield (*entry_path, key), config
+        yield from _blocks_in_steps(step.get("steps"), (*step_path, "steps"), key_pattern)
+
+
+def _problems_of(error: jsonschema.ValidationError, path: Path) -> list[tuple[Path, LintProblem]]:
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = list(error.schema.get("properties", {}) if isinstance(error.schema, dict) else {})
+        return [
+            ((*path, key), LintProblem(render_path((*path, key)), _unknown_field_message(str(key), known)))
+            for key in error.instance
+            if key not in known
+        ]
+    return [(path, LintProblem(render_path(path), _message(error)))]
+
+
+def _unknown_field_message(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    return f'unknown field (did you mean "{close[0]}"?)' if close else "unknown field"
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """A message in the words ``engine.model.plugin`` uses, for the validators our schema uses."""
+    instance = error.instance
+    expected: Any = error.validator_value
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "type":
+        types = [expected] if isinstance(expected, str) else list(expected)
+        wanted = " or ".join(_TYPE_NAMES[t] for t in types if t in _TYPE_NAMES)
+        return f"expected {wanted}, got {describe_value(instance)}"
+    if error.validator == "pattern" and isinstance(instance, str):
+        if expected == k8s_types.QUANTITY_PATTERN:
+            return invalid_quantity_message(instance)
+        if expected == k8s_types.TIME_PATTERN:
+            return invalid_time_message(instance)
+        return f"{json.dumps(instance)} does not match the pattern {expected}"
+    if error.validator in ("minimum", "maximum") and expected in _INTEGER_BITS:
+        types = schema.get("type", [])
+        also = " or a string" if "string" in types else ""
+        return f"expected a {_INTEGER_BITS[expected]}-bit integer{also}, got {describe_value(instance)}"
+    if error.validator == "enum":
+        title = schema.get("title")
+        if title:
+            return f"invalid {title} {json.dumps(instance)}"
+        allowed = ", ".join(json.dumps(v) for v in expected)
+        return f"invalid value {json.dumps(instance)} (expected one of {allowed})"
+    if error.validator in ("minProperties", "maxProperties") and isinstance(instance, dict):
+        return f"a plugin entry must name exactly one plugin, got {len(instance)} keys"
+    return " ".join(error.message.split())
+
+
+def _sort_key(path: Path) -> tuple[tuple[int, int, str], ...]:
+    """Document-ish order: list indexes numerically (steps[2] before steps[10]), keys by name."""
+    return tuple((0, seg, "") if isinstance(seg, int) else (1, 0, str(seg)) for seg in path)
