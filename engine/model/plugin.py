@@ -25,8 +25,8 @@ KUBERNETES_PLUGIN_KEY = "github.com/buildkite-plugins/kubernetes-buildkite-plugi
 """The key Buildkite gives the ``kubernetes`` plugin in a job's ``BUILDKITE_PLUGINS``."""
 
 _ROOT_LABEL = "kubernetes plugin"
-_QUANTITY = re.compile(k8s_types.QUANTITY_PATTERN, re.ASCII)
-_TIME = re.compile(k8s_types.TIME_PATTERN, re.ASCII)
+_QUANTITY = re.compile(k8s_types.QUANTITY_PATTERN)
+_TIME = re.compile(k8s_types.TIME_PATTERN)
 _QUANTITY_HINT = 'a number or a string like "500m" or "1Gi"'
 _MAX_SHOWN_STRING = 60
 

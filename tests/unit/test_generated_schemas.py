@@ -14,6 +14,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.model import k8s_types
 from engine.model.plugin import check_plugin
@@ -143,3 +145,71 @@ def test_pipeline_schema_recognises_the_kubernetes_plugin_keys(key: str, is_kube
     entry = load("pipeline.schema.json")["$defs"]["PipelinePluginEntry"]
     (pattern,) = entry["patternProperties"]
     assert bool(re.search(pattern, key)) is is_kubernetes
+
+
+def example_paths() -> dict[str, str]:
+    """A dotted path (for ``at``) from the plugin root to one instance of every struct type."""
+    paths = {k8s_types.ROOT: ""}
+    queue = [k8s_types.ROOT]
+    while queue:
+        struct = queue.pop(0)
+        for field, expression in k8s_types.STRUCTS[struct].items():
+            target = expression.strip("[]{}")
+            if target in k8s_types.STRUCTS and target not in paths:
+                step = field + (
+                    "[0]" if expression.startswith("[") else ".key" if expression.startswith("{") else ""
+                )
+                paths[target] = f"{paths[struct]}.{step}".lstrip(".")
+                queue.append(target)
+    return paths
+
+
+def without_strictness(node: Any) -> Any:
+    """The schema with ``additionalProperties: false`` dropped: the plugin checker ignores unknown
+    fields by design, so only this variant can agree with it on arbitrary objects."""
+    if isinstance(node, dict):
+        return {
+            k: without_strictness(v)
+            for k, v in node.items()
+            if not (k == "additionalProperties" and v is False)
+        }
+    if isinstance(node, list):
+        return [without_strictness(v) for v in node]
+    return node
+
+
+EXAMPLE_PATHS = example_paths()
+LENIENT_PLUGIN_VALIDATOR = jsonschema.Draft202012Validator(
+    without_strictness(load("kubernetes-plugin.schema.json"))
+)
+FIELDS = sorted(
+    (struct, field)
+    for struct, fields in k8s_types.STRUCTS.items()
+    for field, expression in fields.items()
+    if expression != "any"  # FieldsV1: raw JSON for Go, "an object" for the schema
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**65), max_value=2**65)
+    | st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer())
+    | st.text(max_size=6)
+    | st.sampled_from(["500m", "1Gi", "2e3", "http", "vector", "2024-01-01T00:00:00Z", "1K"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def test_every_struct_is_reachable_from_the_plugin() -> None:
+    assert sorted(EXAMPLE_PATHS) == sorted(k8s_types.STRUCTS)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(field=st.sampled_from(FIELDS), value=json_values)
+def test_checker_and_schema_agree_on_any_value(field: tuple[str, str], value: Any) -> None:
+    """Integral floats are left out: JSON Schema calls 3.0 an integer, Go's decoder does not."""
+    struct, name = field
+    prefix = EXAMPLE_PATHS[struct]
+    config = at(f"{prefix}.{name}" if prefix else name, value)
+    schema_accepts = not list(LENIENT_PLUGIN_VALIDATOR.iter_errors(config))
+    assert (check_plugin(config) == []) is schema_accepts
