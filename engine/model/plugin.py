@@ -272,11 +272,17 @@ class _Map(_Checker):
 class _Struct(_Checker):
     """A Go struct: known fields are checked, unknown ones ignored (reported only by ``unknown``)."""
 
-    __slots__ = ("fields", "name")
+    __slots__ = ("fields", "name", "nested")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.fields: dict[str, _Checker] = {}
+        self.nested: dict[str, _Checker] = {}
+        """The fields whose values can hold struct fields: the only ones ``unknown`` descends into."""
+
+    def set_fields(self, fields: dict[str, _Checker]) -> None:
+        self.fields = fields
+        self.nested = {name: checker for name, checker in fields.items() if _holds_structs(checker)}
 
     def check(self, value: JSON, parent: Path, key: PathSegment | None, problems: list[str]) -> None:
         if value is None:
@@ -295,13 +301,18 @@ class _Struct(_Checker):
     def unknown(self, value: JSON, path: Path, found: list[str]) -> None:
         if not isinstance(value, dict):
             return
-        fields = self.fields
+        fields, nested = self.fields, self.nested
         for name, element in value.items():
-            field = fields.get(name)
-            if field is None:
+            if name not in fields:
                 found.append(render_path((*path, name)))
-            else:
-                field.unknown(element, (*path, name), found)
+            elif name in nested:
+                nested[name].unknown(element, (*path, name), found)
+
+
+def _holds_structs(checker: _Checker) -> bool:
+    if isinstance(checker, _List | _Map):
+        return _holds_structs(checker.item)
+    return isinstance(checker, _Struct)
 
 
 _SCALARS: dict[str, _Checker] = {
@@ -335,7 +346,7 @@ def _compile(structs: dict[str, dict[str, str]], enums: dict[str, tuple[str, tup
         return checker
 
     for name, fields in structs.items():
-        struct_checkers[name].fields = {field: resolve(expression) for field, expression in fields.items()}
+        struct_checkers[name].set_fields({field: resolve(expression) for field, expression in fields.items()})
     return struct_checkers[k8s_types.ROOT]
 
 
