@@ -20,7 +20,7 @@ import functools
 import json
 import pathlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,9 +139,22 @@ def load_pipeline(path: pathlib.Path) -> JSON:
         raise LintError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
 
 
+def _key_text(key: Any) -> str:
+    """YAML allows keys like ``1`` or ``true``; JSON (and so Buildkite and the schema) has only strings."""
+    if isinstance(key, str):
+        return key
+    return json.dumps(key) if key is None or isinstance(key, bool | int | float) else str(key)
+
+
 class _PipelineLoader(yaml.SafeLoader):
     """YAML as Buildkite's Go parser reads a pipeline: only ``true``/``false`` are booleans (``yes``,
     ``on`` stay strings) and timestamps stay strings, so values keep their JSON shape."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        """Keys become strings as they are read, so ``1`` and ``true`` stay two keys (in Python they
+        are equal and one would silently replace the other)."""
+        self.flatten_mapping(node)  # resolves << merge keys, as SafeLoader does
+        return {_key_text(key): value for key, value in self.construct_pairs(node, deep=deep)}
 
 
 _PipelineLoader.yaml_implicit_resolvers = {

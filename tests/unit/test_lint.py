@@ -248,3 +248,29 @@ def test_a_binary_file_is_a_one_line_error(tmp_path: pathlib.Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00steps")
     with pytest.raises(LintError, match=r"not a UTF-8 text file"):
         lint_pipeline(binary)
+
+
+def test_non_string_yaml_keys_are_read_as_strings(tmp_path: pathlib.Path) -> None:
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(
+        "steps:\n  - plugins:\n      1: x\n      true: y\n      kubernetes: {metadata: {labels: {2: z}}}\n",
+        encoding="utf-8",
+    )
+    assert load_pipeline(pipeline)["steps"][0]["plugins"] == {
+        "1": "x",
+        "true": "y",
+        "kubernetes": {"metadata": {"labels": {"2": "z"}}},
+    }
+    assert lint_pipeline(pipeline).ok
+
+
+def test_anchors_and_merge_keys_are_resolved(tmp_path: pathlib.Path) -> None:
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(
+        "x-sidecar: &sidecar {image: redis, imagee: typo}\n"
+        "steps:\n  - plugins:\n      - kubernetes:\n          sidecars:\n            - <<: *sidecar\n              name: r\n",
+        encoding="utf-8",
+    )
+    assert lint_pipeline(pipeline).problems == (
+        LintProblem("steps[0].plugins[0].kubernetes.sidecars[0].imagee", 'unknown field (did you mean "image"?)'),
+    )
