@@ -268,9 +268,13 @@ def test_anchors_and_merge_keys_are_resolved(tmp_path: pathlib.Path) -> None:
     pipeline = tmp_path / "pipeline.yml"
     pipeline.write_text(
         "x-sidecar: &sidecar {image: redis, imagee: typo}\n"
-        "steps:\n  - plugins:\n      - kubernetes:\n          sidecars:\n            - <<: *sidecar\n              name: r\n",
+        "steps:\n"
+        "  - plugins:\n"
+        "      - kubernetes:\n"
+        "          sidecars: [{<<: *sidecar, name: r}]\n",
         encoding="utf-8",
     )
-    assert lint_pipeline(pipeline).problems == (
-        LintProblem("steps[0].plugins[0].kubernetes.sidecars[0].imagee", 'unknown field (did you mean "image"?)'),
+    [problem] = lint_pipeline(pipeline).problems
+    assert problem == LintProblem(
+        "steps[0].plugins[0].kubernetes.sidecars[0].imagee", 'unknown field (did you mean "image"?)'
     )
