@@ -1,0 +1,116 @@
+"""The GraphQL documents the controller sends, one constant per operation.
+
+They mirror the upstream controller's documents (behaviour spec §4.11) with two deliberate changes:
+the job listing (``first: 100`` per page, as upstream) takes an ``$after`` cursor and asks for
+``pageInfo`` so every page can be fetched (upstream only ever saw the first 100 jobs), and job nodes
+also carry ``priority { number }`` so policies can read it. Tests validate each document against the
+shipped subset schema and, when available, the full public schema.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+_JOB_FIELDS = """
+fragment ScheduledCommandJob on JobTypeCommand {
+  uuid
+  env
+  scheduledAt
+  agentQueryRules
+  command
+  priority {
+    number
+  }
+}
+"""
+
+GET_SCHEDULED_JOBS = (
+    """
+query GetScheduledJobs($slug: ID!, $agentQueryRules: [String!], $after: String) {
+  organization(slug: $slug) {
+    id
+    jobs(
+      state: [SCHEDULED]
+      type: [COMMAND]
+      first: 100
+      after: $after
+      order: RECENTLY_ASSIGNED
+      agentQueryRules: $agentQueryRules
+      clustered: false
+    ) {
+      count
+      edges {
+        node {
+          ...ScheduledCommandJob
+        }
+      }
+      pageInfo {
+        hasNextPage
+        endCursor
+      }
+    }
+  }
+}
+"""
+    + _JOB_FIELDS
+)
+
+GET_SCHEDULED_JOBS_CLUSTERED = (
+    """
+query GetScheduledJobsClustered($slug: ID!, $agentQueryRules: [String!], $cluster: ID!, $after: String) {
+  organization(slug: $slug) {
+    id
+    jobs(
+      state: [SCHEDULED]
+      type: [COMMAND]
+      first: 100
+      after: $after
+      order: RECENTLY_ASSIGNED
+      agentQueryRules: $agentQueryRules
+      cluster: $cluster
+    ) {
+      count
+      edges {
+        node {
+          ...ScheduledCommandJob
+        }
+      }
+      pageInfo {
+        hasNextPage
+        endCursor
+      }
+    }
+  }
+}
+"""
+    + _JOB_FIELDS
+)
+
+GET_COMMAND_JOB = """
+query GetCommandJob($uuid: ID!) {
+  job(uuid: $uuid) {
+    ... on JobTypeCommand {
+      id
+      state
+    }
+  }
+}
+"""
+
+CANCEL_COMMAND_JOB = """
+mutation CancelCommandJob($input: JobTypeCommandCancelInput!) {
+  jobTypeCommandCancel(input: $input) {
+    clientMutationId
+  }
+}
+"""
+
+ALL_DOCUMENTS = MappingProxyType(
+    {
+        "GetScheduledJobs": GET_SCHEDULED_JOBS,
+        "GetScheduledJobsClustered": GET_SCHEDULED_JOBS_CLUSTERED,
+        "GetCommandJob": GET_COMMAND_JOB,
+        "CancelCommandJob": CANCEL_COMMAND_JOB,
+    }
+)
+"""Operation name → document text: every document the client can send."""
