@@ -1,0 +1,1 @@
+"""In-process fakes of external services, realistic enough to test adapters and the controller against."""
