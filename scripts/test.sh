@@ -15,6 +15,7 @@ echo "== ruff format";   .venv/bin/ruff format --check engine tests bench
 echo "== mypy --strict"; .venv/bin/mypy
 echo "== import-linter"; .venv/bin/lint-imports
 echo "== pytest"
+export REQUIRE_KUBE="${REQUIRE_KUBE:-1}"
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -1,3 +1,3 @@
 """Shared pytest configuration: fixtures live in ``tests/harness`` and are registered here."""
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.harness.cluster_fixtures"]

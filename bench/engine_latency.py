@@ -1,0 +1,161 @@
+"""Engine latency: one realistic job through the default policies plus every example policy.
+
+Prints p50/p99 per-job latency and jobs/s, and, when a real kube-apiserver is available (the test
+harness binaries are built), the ratio to one ``create`` call of the same Job with server-side
+dry-run. Targets (README): p50 <= 1 ms and p99 <= 3 ms on the 2-core CI machine with the default set
+plus 20 user policies.
+
+Usage: .venv/bin/python bench/engine_latency.py [--iterations 2000] [--no-cluster]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.core.evaluate import evaluate
+from engine.inputs import load_config_file
+from engine.model.job import parse_job
+from engine.policy.loader import load_policies
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def realistic_job() -> dict[str, Any]:
+    """30 env vars and a kubernetes plugin with podSpec, podSpecPatch and two sidecars."""
+    uuid = "01938f30-1d2e-4f3a-8b4c-5d6e7f8a9b0c"
+    plugin = {
+        "github.com/buildkite-plugins/kubernetes-buildkite-plugin": {
+            "podSpec": {
+                "containers": [
+                    {
+                        "image": "golang:1.23",
+                        "command": ["go test ./..."],
+                        "env": [{"name": "GOFLAGS", "value": "-mod=mod"}],
+                        "resources": {"requests": {"cpu": "2", "memory": "4Gi"}},
+                    }
+                ]
+            },
+            "podSpecPatch": {
+                "containers": [
+                    {"name": "container-0", "env": [{"name": "DATABASE_URL", "value": "postgres://db"}]}
+                ],
+                "nodeSelector": {"pool": "ci"},
+            },
+            "sidecars": [
+                {"image": "postgres:16", "env": [{"name": "POSTGRES_PASSWORD", "value": "test"}]},
+                {"image": "redis:7"},
+            ],
+            "gitEnvFrom": [{"secretRef": {"name": "git-ssh"}}],
+            "metadata": {"labels": {"team": "payments"}},
+        }
+    }
+    env = [f"BUILDKITE_EXTRA_{i}=value-{i}" for i in range(18)] + [
+        "BUILDKITE=true",
+        "CI=true",
+        "BUILDKITE_PIPELINE_SLUG=payments-api",
+        "BUILDKITE_BUILD_URL=https://buildkite.com/acme/payments-api/builds/812",
+        "BUILDKITE_BUILD_NUMBER=812",
+        "BUILDKITE_BRANCH=main",
+        "BUILDKITE_COMMIT=0123456789abcdef0123456789abcdef01234567",
+        "BUILDKITE_STEP_KEY=test",
+        "BUILDKITE_LABEL=:golang: test",
+        "BUILDKITE_COMMAND=go test ./...",
+        "BUILDKITE_ARTIFACT_PATHS=coverage.out",
+        "BUILDKITE_PLUGINS=" + json.dumps([plugin], separators=(",", ":")),
+    ]
+    return {
+        "uuid": uuid,
+        "command": "go test ./...",
+        "env": env,
+        "agentQueryRules": ["queue=kubernetes", "size=large"],
+        "scheduledAt": "2026-11-27T10:00:00Z",
+    }
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def api_create_seconds(manifest: dict[str, Any], runs: int = 50) -> float | None:
+    """Median duration of a dry-run Job create on the real apiserver, or None without one."""
+    try:
+        sys.path.insert(0, str(ROOT))
+        from kubernetes import client
+
+        from tests.harness.cluster import KubeBinariesMissingError, KubeCluster, locate_binaries
+    except ImportError:
+        return None
+    try:
+        binaries = locate_binaries()
+    except KubeBinariesMissingError:
+        return None
+    with KubeCluster(binaries) as cluster:
+        batch = client.BatchV1Api(cluster.api_client())
+        body = dict(manifest)
+        body["metadata"] = {**manifest["metadata"], "namespace": "default"}
+        timings: list[float] = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            batch.create_namespaced_job("default", body, dry_run="All")
+            timings.append(time.perf_counter() - start)
+        return statistics.median(timings)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--no-cluster", action="store_true")
+    args = parser.parse_args()
+
+    examples = ROOT / "examples" / "policies"
+    policies = load_policies([examples] if examples.is_dir() else [], include_defaults=True)
+    config = load_config_file(
+        ROOT / "examples" / "config" / "bench.yaml"
+        if (ROOT / "examples/config/bench.yaml").exists()
+        else None
+    )
+    view = config.expression_view()
+    job = parse_job(realistic_job())
+
+    decision = evaluate(policies, job, view)
+    if not decision.admitted:
+        print("benchmark job was denied:", decision.failure_message, file=sys.stderr)
+        return 1
+    for _ in range(50):
+        evaluate(policies, job, view)
+    samples: list[float] = []
+    started = time.perf_counter()
+    for _ in range(args.iterations):
+        t0 = time.perf_counter()
+        evaluate(policies, job, view)
+        samples.append(time.perf_counter() - t0)
+    total = time.perf_counter() - started
+
+    p50, p99 = percentile(samples, 0.50), percentile(samples, 0.99)
+    print(
+        f"policies: {len(policies)} ({len(policies.policies) - len(load_policies([], include_defaults=True))} user)"
+    )
+    print(f"iterations: {args.iterations}")
+    print(f"p50: {p50 * 1e3:.3f} ms")
+    print(f"p99: {p99 * 1e3:.3f} ms")
+    print(f"jobs/s: {args.iterations / total:.0f}")
+    if not args.no_cluster:
+        create = api_create_seconds(decision.manifest)
+        if create is None:
+            print("apiserver create: unavailable (run scripts/build-kube.sh)")
+        else:
+            print(
+                f"apiserver create (dry-run, median): {create * 1e3:.3f} ms; engine p50 / create = {p50 / create:.3f}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

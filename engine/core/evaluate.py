@@ -1,0 +1,269 @@
+"""``evaluate(policies, job, config) -> Decision``: the only door between the controller and the engine.
+
+The CLI's ``engine test`` goes through this same function, so a dry run and production cannot
+disagree. Evaluation is a walk over the ordered policy set:
+
+1. a policy runs when its ``match`` is true; its ``variables`` are computed in order;
+2. each rule runs when its ``when`` is true, on the Job or, with a ``target``, on each targeted
+   container in turn (``container`` and ``index`` in scope); every expression in a rule is evaluated
+   against the document *before* the rule changes it;
+3. denials are collected until the end of the phase in which the first one happened; later phases do
+   not run for a denied job;
+4. an expression or patch that fails stops evaluation with an ``error`` denial naming the policy and
+   rule: a broken rule must not produce a half-built pod;
+5. in the ``enforce`` phase, the first rule to change a path owns it: a later rule that would change it
+   again is skipped with a warning, so an enforcement cannot be undone by a policy that happens to run
+   after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from engine import __version__
+from engine.core.compiler import CompiledPolicy, CompiledRule, PolicySet
+from engine.core.documents import POD_SPEC_PATH, get_in, resolve_path, set_in
+from engine.core.expressions import Activation, CompiledExpression, EvaluationError, var_root
+from engine.core.function_registry import REGISTRY, ROLE_KEY
+from engine.core.patch.defaults import apply_defaults
+from engine.core.patch.json_patch import JsonPatchError, apply_json_patch
+from engine.core.patch.schema import CONTAINER, JOB, TypeSchema
+from engine.core.patch.strategic import PatchError, strategic_merge
+from engine.core.targets import resolve_targets, strip_roles
+from engine.core.templates import to_text
+from engine.model.decision import Decision, Denial, PolicyWarning, TraceRecord
+from engine.model.job import BuildkiteJob, job_facts
+from engine.model.jsonvalue import JSON, Change, JSONObject, Path, render_path
+from engine.model.policy import Phase
+
+
+class _RuleFailedError(Exception):
+    """A rule could not be applied; carries the one-line reason."""
+
+
+@dataclass
+class _Run:
+    activation: Activation
+    manifest: JSONObject = field(default_factory=dict)
+    trace: list[TraceRecord] = field(default_factory=list)
+    denials: list[Denial] = field(default_factory=list)
+    warnings: list[PolicyWarning] = field(default_factory=list)
+    locks: list[tuple[Path, str]] = field(default_factory=list)
+
+    def set_manifest(self, manifest: JSONObject) -> None:
+        self.manifest = manifest
+        self.activation.set("manifest", manifest)
+        self.activation.set("pod", get_in(manifest, POD_SPEC_PATH, {}))
+
+
+def evaluate(policies: PolicySet, job: BuildkiteJob, config: Mapping[str, JSON]) -> Decision:
+    """Evaluate ``job`` through ``policies``; ``config`` is the controller config's expression view."""
+    facts = job_facts(job)
+    stack = {"version": __version__}
+    activation = Activation(
+        {**facts, "config": dict(config), "stack": stack, "manifest": {}, "pod": {}}, REGISTRY
+    )
+    run = _Run(activation)
+    failed = False
+    for phase in (Phase.BUILD, Phase.CUSTOMIZE, Phase.ENFORCE):
+        for policy in policies.policies:
+            if policy.phase is not phase:
+                continue
+            try:
+                _run_policy(run, policy)
+            except _RuleFailedError:
+                failed = True
+                break
+        if failed or run.denials:
+            break
+    manifest = run.manifest
+    pod_spec = get_in(manifest, POD_SPEC_PATH)
+    if isinstance(pod_spec, dict):
+        manifest = set_in(manifest, POD_SPEC_PATH, strip_roles(pod_spec))
+    return Decision(
+        admitted=not run.denials,
+        manifest=manifest,
+        denials=tuple(run.denials),
+        warnings=tuple(run.warnings),
+        trace=tuple(run.trace),
+    )
+
+
+def _run_policy(run: _Run, policy: CompiledPolicy) -> None:
+    if policy.match is not None and not _condition(run, policy, None, policy.match, "match"):
+        return
+    for variable in policy.variables:
+        try:
+            value = variable.value.render(run.activation)
+        except EvaluationError as exc:
+            _fail(run, policy, f"variables.{variable.name}", str(exc))
+        run.activation.set(var_root(variable.name), value)
+    for rule in policy.rules:
+        if rule.target is None:
+            _run_rule_on(run, policy, rule, None)
+        else:
+            pod_spec = get_in(run.manifest, POD_SPEC_PATH, {})
+            targets = resolve_targets(pod_spec, rule.target)
+            run.activation.set("index", None)
+            for position, (list_key, list_index) in enumerate(targets):
+                _run_rule_on(run, policy, rule, (list_key, list_index, position))
+
+
+def _run_rule_on(
+    run: _Run, policy: CompiledPolicy, rule: CompiledRule, target: tuple[str, int, int] | None
+) -> None:
+    prefix: Path = ()
+    if target is not None:
+        list_key, list_index, position = target
+        prefix = (*POD_SPEC_PATH, list_key, list_index)
+        document = get_in(run.manifest, prefix)
+        run.activation.set("container", document)
+        run.activation.set("index", position)
+    else:
+        document = run.manifest
+    if rule.when is not None and not _condition(run, policy, rule, rule.when, "when"):
+        return
+    if rule.kind in ("deny", "warn"):
+        _deny_or_warn(run, policy, rule)
+        return
+    schema = JOB if target is None else CONTAINER
+    try:
+        updated, changes = _apply(run.activation, rule, document, schema)
+    except (EvaluationError, PatchError, JsonPatchError, ValueError) as exc:
+        _fail(run, policy, rule.name, str(exc))
+    if not changes:
+        return
+    absolute = [(change, (*prefix, *change.path)) for change in changes]
+    owner = f"{policy.name}/{rule.name}"
+    conflict = _locked_conflict(run, absolute, owner)
+    if conflict is not None:
+        run.warnings.append(
+            PolicyWarning(
+                policy.name,
+                rule.name,
+                f"skipped: it would change {conflict[0]}, which enforce rule {conflict[1]} already set",
+            )
+        )
+        return
+    run.set_manifest(set_in(run.manifest, prefix, updated) if prefix else updated)
+    for change, path in absolute:
+        run.trace.append(
+            TraceRecord(policy.name, rule.name, change.op, render_path(path), change.old, change.new)
+        )
+    if policy.phase is Phase.ENFORCE:
+        run.locks.extend((path, owner) for _, path in absolute)
+    if rule.warning is not None:
+        try:
+            message = rule.warning.render(run.activation)
+        except EvaluationError as exc:
+            _fail(run, policy, rule.name, str(exc))
+        run.warnings.append(PolicyWarning(policy.name, rule.name, _text(message)))
+
+
+def _apply(
+    activation: Activation, rule: CompiledRule, document: JSON, schema: TypeSchema
+) -> tuple[JSON, list[Change]]:
+    if rule.kind == "patch":
+        assert rule.body is not None
+        return strategic_merge(document, _require_map(rule.body.render(activation), "patch"), schema)
+    if rule.kind == "defaults":
+        assert rule.body is not None
+        return apply_defaults(document, _require_map(rule.body.render(activation), "defaults"))
+    if rule.kind == "jsonPatch":
+        operations: list[dict[str, JSON]] = []
+        for op in rule.json_patch:
+            operation: dict[str, JSON] = {"op": op.op, "path": op.path}
+            if op.value is not None:
+                value = op.value.render(activation)
+                if value is None and not op.value.static:
+                    continue  # a computed null means "nothing to set": the operation is skipped
+                operation["value"] = value
+            if op.from_ is not None:
+                operation["from"] = op.from_
+            operations.append(operation)
+        return apply_json_patch(document, operations)
+    assert rule.kind == "append"
+    assert rule.body is not None
+    return _append(document, rule.append_path, rule.body.render(activation), rule.append_role)
+
+
+def _append(document: JSON, pointer: str, items: JSON, role: str | None) -> tuple[JSON, list[Change]]:
+    if items is None:
+        return document, []
+    if not isinstance(items, list):
+        raise ValueError(f"append items must be a list, got {type(items).__name__}")
+    path = resolve_path(document, pointer)
+    existing = get_in(document, path)
+    if existing is None:
+        existing = []
+    if not isinstance(existing, list):
+        raise ValueError(f"append path {pointer} is not a list")
+    added: list[JSON] = []
+    for item in items:
+        if role is None:
+            added.append(item)
+            continue
+        if not isinstance(item, dict):
+            raise ValueError(f"append with role '{role}' needs container maps, got {type(item).__name__}")
+        added.append({**item, ROLE_KEY: role})
+    if not added:
+        return document, []
+    changes = [Change("add", (*path, len(existing) + i), None, item) for i, item in enumerate(added)]
+    return set_in(document, path, [*existing, *added]), changes
+
+
+def _deny_or_warn(run: _Run, policy: CompiledPolicy, rule: CompiledRule) -> None:
+    if rule.condition is not None and not _condition(run, policy, rule, rule.condition, f"{rule.kind}.when"):
+        return
+    assert rule.body is not None
+    try:
+        message = _text(rule.body.render(run.activation))
+    except EvaluationError as exc:
+        _fail(run, policy, rule.name, str(exc))
+    if rule.kind == "deny":
+        run.denials.append(Denial(policy.name, rule.name, message))
+    else:
+        run.warnings.append(PolicyWarning(policy.name, rule.name, message))
+
+
+def _condition(
+    run: _Run, policy: CompiledPolicy, rule: CompiledRule | None, expression: CompiledExpression, what: str
+) -> bool:
+    rule_name = rule.name if rule is not None else what
+    try:
+        value = run.activation.evaluate(expression)
+    except EvaluationError as exc:
+        _fail(run, policy, rule_name, f"{what}: {exc}")
+    if not isinstance(value, bool):
+        _fail(run, policy, rule_name, f"{what} must be true or false, got {_text(value)!r}")
+    return value
+
+
+def _fail(run: _Run, policy: CompiledPolicy, rule: str, reason: str) -> NoReturn:
+    where = policy.where.rsplit(":", 1)[0]
+    message = f"policy {policy.name} ({where}) rule {rule} failed: {reason}"
+    run.denials.append(Denial(policy.name, rule, message, kind="error"))
+    raise _RuleFailedError(message)
+
+
+def _locked_conflict(run: _Run, changes: list[tuple[Change, Path]], owner: str) -> tuple[str, str] | None:
+    for _, path in changes:
+        for locked, lock_owner in run.locks:
+            if lock_owner == owner:
+                continue
+            shorter = min(len(path), len(locked))
+            if path[:shorter] == locked[:shorter]:
+                return render_path(path), lock_owner
+    return None
+
+
+def _require_map(value: JSON, what: str) -> JSONObject:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a map, got {type(value).__name__}")
+    return value
+
+
+def _text(value: JSON) -> str:
+    return to_text(value)

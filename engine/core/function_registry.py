@@ -1,0 +1,149 @@
+"""The helper functions policy expressions can call, by their CEL names.
+
+CEL has no way to build a map with computed keys, filter by index or quote for a shell; these helpers
+fill exactly those gaps. Each is a small pure function; the Buildkite-specific ones (``interpose``)
+live in ``engine.core.functions`` with their reference test vectors. Anything that decides what a pod
+looks like stays in the policies.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from engine.core.expressions import HelperRegistry
+from engine.core.functions.interposer import interpose
+from engine.core.functions.labels import is_label_key, is_label_value
+from engine.core.functions.shellquote import shell_join, shell_quote
+from engine.model.jsonvalue import JSON
+
+ROLE_KEY = "$role"
+"""Engine-reserved key marking a container's role while a Job is built; stripped from the result."""
+
+
+def kv_map(entries: Sequence[str]) -> dict[str, str]:
+    """``["a=1", "b=2"]`` → ``{"a": "1", "b": "2"}``; entries without ``=`` are skipped."""
+    out: dict[str, str] = {}
+    for entry in entries:
+        key, sep, value = str(entry).partition("=")
+        if sep and key:
+            out[key] = value
+    return out
+
+
+def map_of(pairs: Sequence[Sequence[JSON]]) -> dict[str, JSON]:
+    """``[["k", v], ...]`` → ``{"k": v}``; CEL cannot build a map with computed keys itself."""
+    out: dict[str, JSON] = {}
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"expected [key, value] pairs, got {list(pair)!r}")
+        out[str(pair[0])] = pair[1]
+    return out
+
+
+def merge(*maps: Mapping[str, JSON] | None) -> dict[str, JSON]:
+    """Shallow merge, later maps winning; ``null`` arguments are ignored."""
+    out: dict[str, JSON] = {}
+    for item in maps:
+        if item is None:
+            continue
+        if not isinstance(item, Mapping):
+            raise ValueError(f"merge() takes maps, got {type(item).__name__}")
+        out.update(item)
+    return out
+
+
+def prefix_keys(values: Mapping[str, JSON], prefix: str) -> dict[str, JSON]:
+    """Every key with ``prefix`` in front (e.g. agent tags → ``tag.buildkite.com/<key>`` labels)."""
+    return {prefix + str(k): v for k, v in values.items()}
+
+
+def valid_labels(labels: Mapping[str, JSON]) -> dict[str, JSON]:
+    """Only the entries that are a valid Kubernetes label key and value."""
+    return {k: v for k, v in labels.items() if is_label_key(k) and isinstance(v, str) and is_label_value(v)}
+
+
+def invalid_labels(labels: Mapping[str, JSON]) -> list[str]:
+    """``key=value`` of each entry that is not a valid Kubernetes label, sorted."""
+    return sorted(
+        f"{k}={v}"
+        for k, v in labels.items()
+        if not (is_label_key(k) and isinstance(v, str) and is_label_value(v))
+    )
+
+
+def without_names(items: Sequence[Mapping[str, JSON]], names: Sequence[str]) -> list[JSON]:
+    """The items whose ``name`` is not in ``names`` (env lists, container lists), order kept."""
+    excluded = set(names)
+    return [item for item in items if item.get("name") not in excluded]
+
+
+def with_fragment(url: str, fragment: str) -> str:
+    """``url`` with its fragment replaced (``""`` gives ``#<fragment>``, as Go's url package does)."""
+    return url.split("#", 1)[0] + "#" + fragment
+
+
+def lookup(value: JSON, path: str, default: JSON) -> JSON:
+    """``value.a.b.c`` if every step exists (and is not null), else ``default``."""
+    current = value
+    for key in path.split("."):
+        if not isinstance(current, Mapping) or current.get(key) is None:
+            return default
+        current = current[key]
+    return current
+
+
+def non_empty(value: JSON) -> JSON:
+    """``null`` for an empty list, map or string, else the value: a computed null leaves a key out."""
+    return None if value in ([], {}, "") else value
+
+
+def role_of(container: Mapping[str, JSON]) -> str:
+    """The role the build policies gave a container (``command``, ``sidecar``...), or ``""``."""
+    role = container.get(ROLE_KEY, "")
+    return role if isinstance(role, str) else ""
+
+
+def to_json(value: JSON) -> str:
+    """Compact JSON with sorted keys (deterministic env values)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def path_dir(path: str) -> str:
+    return posixpath.dirname(path)
+
+
+def path_join(base: str, name: str) -> str:
+    return posixpath.join(base, name)
+
+
+def is_abs_path(path: str) -> bool:
+    return posixpath.isabs(path)
+
+
+HELPERS: dict[str, Callable[..., Any]] = {
+    "shellQuote": shell_quote,
+    "shellJoin": shell_join,
+    "interpose": interpose,
+    "isLabelKey": is_label_key,
+    "isLabelValue": is_label_value,
+    "validLabels": valid_labels,
+    "invalidLabels": invalid_labels,
+    "kvMap": kv_map,
+    "mapOf": map_of,
+    "merge": merge,
+    "prefixKeys": prefix_keys,
+    "withoutNames": without_names,
+    "withFragment": with_fragment,
+    "lookup": lookup,
+    "roleOf": role_of,
+    "nonEmpty": non_empty,
+    "toJson": to_json,
+    "pathDir": path_dir,
+    "pathJoin": path_join,
+    "isAbsPath": is_abs_path,
+}
+
+REGISTRY = HelperRegistry(HELPERS)

@@ -1,0 +1,76 @@
+"""The result of evaluating one job: data, never side effects.
+
+Formatters (YAML/JSON output, the explain table, the Buildkite failure text) render a
+:class:`Decision`; the controller acts on it. Keeping it immutable and free of behaviour is what lets a
+dry run (``engine test``) and production share one code path and never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from engine.model.jsonvalue import JSON, JSONObject
+
+DenialKind = Literal["deny", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    """A policy refused the job (``kind="deny"``) or could not be evaluated for it (``"error"``).
+
+    Both fail the Buildkite job with ``message``; the kind only tells an admin whether a rule decided
+    or a rule broke.
+    """
+
+    policy: str
+    rule: str
+    message: str
+    kind: DenialKind = "deny"
+
+    def render(self) -> str:
+        return f"{self.policy}/{self.rule}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyWarning:
+    """Something an admin should know that did not stop the job (a clamp, a skipped label, a conflict)."""
+
+    policy: str
+    rule: str
+    message: str
+
+    def render(self) -> str:
+        return f"{self.policy}/{self.rule}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    """One change to the manifest: which rule made it, where, and the value before and after."""
+
+    policy: str
+    rule: str
+    op: str
+    path: str
+    old: JSON
+    new: JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the stack does with one Buildkite job.
+
+    ``manifest`` is the batch/v1 Job built so far (complete when ``admitted``), with map keys sorted and
+    lists in their meaningful order, so equal inputs give byte-identical output.
+    """
+
+    admitted: bool
+    manifest: JSONObject
+    denials: tuple[Denial, ...] = ()
+    warnings: tuple[PolicyWarning, ...] = ()
+    trace: tuple[TraceRecord, ...] = ()
+
+    @property
+    def failure_message(self) -> str:
+        """The text a denied Buildkite job is failed with: every denial message, one per line."""
+        return "\n".join(d.message for d in self.denials)

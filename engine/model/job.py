@@ -1,0 +1,291 @@
+"""The Buildkite command job as the GraphQL API returns it, and the facts policies read from it.
+
+The input format is Buildkite's own wire shape (a ``JobTypeCommand`` node): ``uuid``, ``command``,
+``env`` (a list of ``K=V`` strings), ``agentQueryRules`` (a list of ``k=v``), ``scheduledAt`` and an
+optional ``priority``. Using the wire shape means a fixture can be pasted from a real API response and
+the controller needs no translation step.
+
+Two kinds of problems are kept apart on purpose:
+
+* a document that is not a job at all (not an object, wrong types, no ``uuid``, an env entry without
+  ``=``) raises :class:`JobInputError`: nothing sensible can be evaluated;
+* a well-formed job whose ``BUILDKITE_PLUGINS`` is unusable is still a job: the problem is recorded in
+  the facts (``pluginsError``, ``kubernetesPluginError``) and the default policies turn it into a
+  denial with the message the Buildkite job is failed with, so an admin can see and change that rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.model.jsonvalue import JSON, JSONObject
+from engine.model.plugin import KUBERNETES_PLUGIN_KEY, check_plugin
+
+# Buildkite environment variables that carry pipeline/build/step facts.
+_PIPELINE_ENV = {
+    "slug": "BUILDKITE_PIPELINE_SLUG",
+    "name": "BUILDKITE_PIPELINE_NAME",
+    "id": "BUILDKITE_PIPELINE_ID",
+    "repository": "BUILDKITE_REPO",
+    "provider": "BUILDKITE_PIPELINE_PROVIDER",
+    "defaultBranch": "BUILDKITE_PIPELINE_DEFAULT_BRANCH",
+    "organization": "BUILDKITE_ORGANIZATION_SLUG",
+}
+_BUILD_ENV = {
+    "id": "BUILDKITE_BUILD_ID",
+    "url": "BUILDKITE_BUILD_URL",
+    "branch": "BUILDKITE_BRANCH",
+    "tag": "BUILDKITE_TAG",
+    "commit": "BUILDKITE_COMMIT",
+    "message": "BUILDKITE_MESSAGE",
+    "source": "BUILDKITE_SOURCE",
+    "creator": "BUILDKITE_BUILD_CREATOR",
+    "creatorEmail": "BUILDKITE_BUILD_CREATOR_EMAIL",
+    "pullRequest": "BUILDKITE_PULL_REQUEST",
+}
+_STEP_ENV = {
+    "key": "BUILDKITE_STEP_KEY",
+    "id": "BUILDKITE_STEP_ID",
+    "label": "BUILDKITE_LABEL",
+    "artifactPaths": "BUILDKITE_ARTIFACT_PATHS",
+    "parallelJob": "BUILDKITE_PARALLEL_JOB",
+    "parallelJobCount": "BUILDKITE_PARALLEL_JOB_COUNT",
+}
+
+
+class JobInputError(ValueError):
+    """The document is not a Buildkite command job. ``problems`` holds one ``field: message`` each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class BuildkiteJob:
+    """One Buildkite command job, validated from its wire shape; ``env`` keeps the API's order."""
+
+    uuid: str
+    command: str
+    env: tuple[tuple[str, str], ...]
+    agent_query_rules: tuple[str, ...]
+    scheduled_at: str | None = None
+    priority: int | None = None
+    raw: JSONObject = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def env_map(self) -> dict[str, str]:
+        """Env as a map; a repeated name keeps its last value, as a shell would."""
+        return dict(self.env)
+
+
+def parse_job(data: JSON) -> BuildkiteJob:
+    """Validate a wire-shape job document; raise :class:`JobInputError` listing every problem."""
+    if isinstance(data, Mapping) and isinstance(data.get("node"), Mapping):
+        data = data["node"]  # accept a GraphQL edge as pasted from an API response
+    if not isinstance(data, Mapping):
+        raise JobInputError([f"job: expected an object, got {_kind(data)}"])
+    problems: list[str] = []
+    uuid = data.get("uuid")
+    if not isinstance(uuid, str) or not uuid:
+        problems.append(
+            "uuid: " + ("is required" if uuid is None else f"expected a string, got {_kind(uuid)}")
+        )
+    command = data.get("command", "")
+    if command is None:
+        command = ""
+    if not isinstance(command, str):
+        problems.append(f"command: expected a string, got {_kind(command)}")
+    env = _parse_env(data.get("env"), problems)
+    rules = _string_list(data.get("agentQueryRules"), "agentQueryRules", problems)
+    scheduled_at = data.get("scheduledAt")
+    if scheduled_at is not None and not isinstance(scheduled_at, str):
+        problems.append(f"scheduledAt: expected a string, got {_kind(scheduled_at)}")
+    priority = data.get("priority")
+    if isinstance(priority, Mapping):  # the API nests it: priority { number }
+        priority = priority.get("number")
+    if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
+        problems.append(f"priority: expected an integer, got {_kind(priority)}")
+    if problems:
+        raise JobInputError(problems)
+    return BuildkiteJob(
+        uuid=str(uuid),
+        command=str(command),
+        env=env,
+        agent_query_rules=tuple(rules),
+        scheduled_at=scheduled_at,
+        priority=priority,
+        raw=dict(data),
+    )
+
+
+def _parse_env(value: JSON, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):  # tolerate a map (hand-written fixtures)
+        bad = [k for k, v in value.items() if not isinstance(v, str)]
+        for key in bad:
+            problems.append(f"env.{key}: expected a string value, got {_kind(value[key])}")
+        return tuple((str(k), str(v)) for k, v in value.items() if isinstance(v, str))
+    if not isinstance(value, list):
+        problems.append(f"env: expected a list of K=V strings, got {_kind(value)}")
+        return ()
+    pairs: list[tuple[str, str]] = []
+    for index, entry in enumerate(value):
+        if not isinstance(entry, str):
+            problems.append(f"env[{index}]: expected a K=V string, got {_kind(entry)}")
+            continue
+        name, sep, val = entry.partition("=")
+        if not sep or not name:
+            shown = entry if len(entry) <= 40 else entry[:37] + "..."
+            problems.append(f'env[{index}]: entry "{shown}" is not of the form NAME=VALUE')
+            continue
+        pairs.append((name, val))
+    return tuple(pairs)
+
+
+def _string_list(value: JSON, field_name: str, problems: list[str]) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(f"{field_name}: expected a list of strings, got {_kind(value)}")
+        return []
+    out: list[str] = []
+    for index, entry in enumerate(value):
+        if isinstance(entry, str):
+            out.append(entry)
+        else:
+            problems.append(f"{field_name}[{index}]: expected a string, got {_kind(entry)}")
+    return out
+
+
+def _kind(value: JSON) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class PluginFacts:
+    """What ``BUILDKITE_PLUGINS`` says, split the way the stack needs it."""
+
+    kubernetes: JSON = None
+    has_kubernetes: bool = False
+    others: tuple[JSONObject, ...] = ()
+    others_json: str = ""
+    plugins_error: str | None = None
+    kubernetes_error: str | None = None
+    kubernetes_warnings: tuple[str, ...] = ()
+
+
+def split_plugins(raw: str | None) -> PluginFacts:
+    """Decode ``BUILDKITE_PLUGINS`` into the kubernetes plugin and the others (reference §2.1).
+
+    Several kubernetes entries merge key by key, later entries winning, like upstream's repeated
+    decoding into one struct. The other plugins are re-serialised compactly with sorted keys so the
+    env var is byte-for-byte deterministic.
+    """
+    if raw is None or raw == "":
+        return PluginFacts()
+    try:
+        decoded = json.loads(raw)
+    except ValueError as exc:
+        return PluginFacts(plugins_error=f"failed parsing plugins: {exc}")
+    if not isinstance(decoded, list):
+        return PluginFacts(
+            plugins_error=f"failed parsing plugins: expected a JSON array, got {_kind(decoded)}"
+        )
+    kubernetes: dict[str, Any] | None = None
+    has_kubernetes = False
+    others: list[JSONObject] = []
+    for entry in decoded:
+        if not isinstance(entry, dict) or len(entry) != 1:
+            shown = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+            return PluginFacts(plugins_error=f"found invalid plugin: {shown}")
+        ((key, config),) = entry.items()
+        if _is_kubernetes_key(key):
+            has_kubernetes = True
+            if config is None:
+                continue
+            if not isinstance(config, dict):
+                return PluginFacts(
+                    has_kubernetes=True,
+                    kubernetes_error="failed parsing Kubernetes plugin: expected an object, got "
+                    + _kind(config),
+                )
+            kubernetes = {**(kubernetes or {}), **config}
+        else:
+            others.append(entry)
+    problems = check_plugin(kubernetes) if kubernetes is not None else []
+    others_json = json.dumps(others, sort_keys=True, separators=(",", ":")) if others else ""
+    return PluginFacts(
+        kubernetes=kubernetes if not problems else None,
+        has_kubernetes=has_kubernetes,
+        others=tuple(others),
+        others_json=others_json,
+        kubernetes_error=("failed parsing Kubernetes plugin: " + "; ".join(problems)) if problems else None,
+    )
+
+
+def _is_kubernetes_key(key: str) -> bool:
+    base = key.split("#", 1)[0]
+    return base in (KUBERNETES_PLUGIN_KEY, "kubernetes")
+
+
+def job_facts(job: BuildkiteJob) -> dict[str, JSON]:
+    """The expression-context roots derived from one job: ``job``, ``tags``, ``pipeline``, ``build``,
+    ``step`` and ``plugin``. Computed once per job; the engine never re-derives them."""
+    env = job.env_map
+    plugins = split_plugins(env.get("BUILDKITE_PLUGINS"))
+    tags: dict[str, str] = {}
+    for rule in job.agent_query_rules:
+        key, sep, value = rule.partition("=")
+        if sep and key:
+            tags[key] = value
+    job_view: dict[str, JSON] = {
+        "uuid": job.uuid,
+        "command": job.command,
+        "env": env,
+        "envList": [{"name": name, "value": value} for name, value in job.env],
+        "agentQueryRules": list(job.agent_query_rules),
+        "hasKubernetesPlugin": plugins.has_kubernetes,
+        "otherPlugins": list(plugins.others),
+        "otherPluginsJson": plugins.others_json,
+    }
+    if job.scheduled_at is not None:
+        job_view["scheduledAt"] = job.scheduled_at
+    if job.priority is not None:
+        job_view["priority"] = job.priority
+    if plugins.plugins_error is not None:
+        job_view["pluginsError"] = plugins.plugins_error
+    if plugins.kubernetes_error is not None:
+        job_view["kubernetesPluginError"] = plugins.kubernetes_error
+    build = _from_env(env, _BUILD_ENV)
+    number = env.get("BUILDKITE_BUILD_NUMBER")
+    if number is not None:
+        build["number"] = int(number) if number.isdigit() else number
+    return {
+        "job": job_view,
+        "tags": tags,
+        "pipeline": _from_env(env, _PIPELINE_ENV),
+        "build": build,
+        "step": _from_env(env, _STEP_ENV),
+        "plugin": plugins.kubernetes,
+    }
+
+
+def _from_env(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, JSON]:
+    return {key: env[var] for key, var in names.items() if var in env}

@@ -1,0 +1,125 @@
+"""Loading policy files: read, parse with positions, validate against the policy schema, compile.
+
+Every problem in every file is collected before giving up, so an admin fixes a bad ConfigMap in one
+round, and each problem is one ``FILE:LINE:COL: message`` line. Directories are read in file-name
+order, non-recursively, skipping hidden entries (a mounted ConfigMap keeps its real files in hidden
+``..data`` directories and exposes them through symlinks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from engine.core.compiler import CompiledPolicy, Origin, PolicyError, PolicySet, compile_policy
+from engine.core.function_registry import REGISTRY
+from engine.model.policy import RULE_KINDS, PolicyDocument
+from engine.policy.yaml_source import SourceDocument, YamlSourceError, load_documents
+from engine.resources import default_policies_dir
+
+POLICY_SUFFIXES = (".yaml", ".yml")
+
+
+def policy_files(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
+    """Expand directories; return the files in evaluation order and problems (missing paths)."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            entries = sorted(
+                p
+                for p in path.iterdir()
+                if not p.name.startswith(".") and p.suffix in POLICY_SUFFIXES and p.is_file()
+            )
+            files.extend(entries)
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or directory")
+    return files, problems
+
+
+def load_policies(paths: Sequence[Path], *, include_defaults: bool = True) -> PolicySet:
+    """Load the default policy set (unless excluded) and then ``paths``; raise :class:`PolicyError`."""
+    sources = ([default_policies_dir()] if include_defaults else []) + list(paths)
+    files, problems = policy_files(sources)
+    compiled: list[CompiledPolicy] = []
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{file}: cannot read: {exc}")
+            continue
+        try:
+            compiled.extend(compile_source(text, str(file)))
+        except PolicyError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise PolicyError(problems)
+    return PolicySet.build(compiled)
+
+
+def compile_source(text: str, file: str) -> list[CompiledPolicy]:
+    """Compile every policy document in one file's text."""
+    try:
+        documents = load_documents(text, file)
+    except YamlSourceError as exc:
+        raise PolicyError([str(exc)]) from None
+    problems: list[str] = []
+    compiled: list[CompiledPolicy] = []
+    for document in documents:
+        try:
+            parsed = PolicyDocument.model_validate(document.value)
+        except ValidationError as exc:
+            problems.extend(_validation_problems(exc, document))
+            continue
+        try:
+            compiled.append(compile_policy(parsed, Origin(file, document.locate), REGISTRY))
+        except PolicyError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise PolicyError(problems)
+    return compiled
+
+
+def _validation_problems(error: ValidationError, document: SourceDocument) -> list[str]:
+    out: list[str] = []
+    for item in error.errors(include_url=False):
+        loc = _without_union_tags(tuple(item["loc"]))
+        if item["type"] == "extra_forbidden":
+            line, column = document.locate_key(loc)
+            message = f"unknown field '{loc[-1]}'"
+        elif item["type"] == "missing":
+            line, column = document.locate(loc[:-1])
+            message = f"missing required field '{loc[-1]}'"
+        else:
+            line, column = document.locate(loc)
+            message = item["msg"]
+        shown = _render_loc(loc)
+        out.append(f"{document.file}:{line}:{column}: {shown + ': ' if shown else ''}{message}")
+    return out
+
+
+def _without_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """Drop the discriminator tag pydantic inserts after a rule's index."""
+    out: list[int | str] = []
+    for i, part in enumerate(loc):
+        if (
+            part in RULE_KINDS
+            and i >= 2
+            and isinstance(loc[i - 1], int)
+            and loc[i - 2] == "rules"
+            and i + 1 < len(loc)
+        ):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _render_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
