@@ -16,7 +16,9 @@ def _first_existing(*candidates: Path) -> Path:
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"none of {', '.join(str(c) for c in candidates)} exists; the installation is broken")
+    raise FileNotFoundError(
+        f"none of {', '.join(str(c) for c in candidates)} exists; the installation is broken"
+    )
 
 
 def default_policies_dir() -> Path:
