@@ -50,7 +50,8 @@ binaries_cached() {
 }
 
 # ---- fast path ------------------------------------------------------------------------------------
-if binaries_cached && etcd_path >/dev/null; then
+# (openssl is checked too: the test harness makes its service-account key with it.)
+if binaries_cached && etcd_path >/dev/null && command -v openssl >/dev/null 2>&1; then
   log "$KUBE_VERSION kube-apiserver and kube-controller-manager cached in $BIN_DIR, etcd at $(etcd_path); nothing to do"
   exit 0
 fi
@@ -158,11 +159,15 @@ KUBE_GIT_COMMIT='faecb196815e248d3ecfb03c680a4507229c2a56'
 EOF
 
 # ---- build ----------------------------------------------------------------------------------------
-# make needs rsync; an _output left by a run without it is broken, so start that part afresh.
-if [ -d "$TREE/_output" ] && [ ! -f "$TREE/_output/.agent-stack-ok" ]; then
-  log "removing an _output left by an unfinished build"
+# make needs rsync, and an _output made by a run without it is broken: start afresh unless the marker
+# (written below, once rsync is known to be installed) says it came from this script. An interrupted
+# run of this script keeps _output, whose Go build cache makes the next run much faster.
+if [ -d "$TREE/_output" ] && [ ! -f "$TREE/_output/.built-with-rsync" ]; then
+  log "removing an _output not made by this script"
   rm -rf "$TREE/_output"
 fi
+mkdir -p "$TREE/_output"
+touch "$TREE/_output/.built-with-rsync"
 
 log "building ${BINARIES[*]} $KUBE_VERSION with Go 1.19 (takes about 4-5 minutes cold)"
 what=""
@@ -180,10 +185,9 @@ done
   tail -n 40 "$BUILD_DIR/make.log" >&2
   die "make failed; full log in $BUILD_DIR/make.log"
 }
-mkdir -p "$TREE/_output"
-touch "$TREE/_output/.agent-stack-ok"
 
 # ---- install into the cache atomically ------------------------------------------------------------
+rm -f "$BIN_DIR"/.kube-*.tmp.*  # left by an interrupted copy
 for name in "${BINARIES[@]}"; do
   built="$TREE/_output/bin/$name"
   [ -x "$built" ] || die "make finished but $built is missing"
