@@ -50,7 +50,8 @@ class _Operation:
         if not isinstance(pointer, str):
             self.label = f"operation {index} ({op})"
             self.fail('needs a "path" string')
-        self.label = f"operation {index} ({op} {pointer})"
+        shown = pointer if pointer else '""'
+        self.label = f"operation {index} ({op} {shown})"
 
     def fail(self, reason: str) -> NoReturn:
         raise JsonPatchError(f"{self.label}: {reason}")
