@@ -256,6 +256,14 @@ class KubeCluster:
             raise RuntimeError("KubeCluster is not started")
         return self._kubeconfig_path
 
+    @property
+    def ca_cert_path(self) -> Path:
+        """The API server's self-signed serving certificate (names 127.0.0.1), for clients that want
+        to verify TLS instead of using the kubeconfig's insecure-skip-tls-verify."""
+        if self._ca_path is None:
+            raise RuntimeError("KubeCluster is not started")
+        return self._ca_path
+
     def api_client(self) -> k8s_client.ApiClient:
         """A fresh, admin-authenticated client; the caller closes it.
 

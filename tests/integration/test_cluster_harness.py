@@ -7,6 +7,7 @@ up, injected pull errors stick, and the API server validates like production.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from tests.harness import kubelet
@@ -240,6 +242,25 @@ def test_dry_run_of_valid_job_creates_nothing(batch_v1: Any, kube_namespace: str
     echoed = batch_v1.create_namespaced_job(kube_namespace, job_manifest("dry"), dry_run="All")
     assert echoed.spec.selector.match_labels["controller-uid"]  # server defaults were applied
     assert batch_v1.list_namespaced_job(kube_namespace).items == []
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_kubeconfig_is_admin_and_anonymous_requests_are_forbidden(
+    kube_cluster: KubeCluster, kube_namespace: str
+) -> None:
+    from_kubeconfig: Any = k8s_config.new_client_from_config  # the loader is untyped
+    with contextlib.closing(from_kubeconfig(str(kube_cluster.kubeconfig_path))) as api:
+        namespaces: Any = k8s_client.CoreV1Api(api).list_namespace()
+        names = [ns.metadata.name for ns in namespaces.items]
+    assert kube_namespace in names
+
+    anonymous = k8s_client.Configuration(host=kube_cluster.server, ssl_ca_cert=str(kube_cluster.ca_cert_path))
+    with (
+        k8s_client.ApiClient(anonymous) as api,
+        pytest.raises(ApiException) as refused,
+    ):
+        k8s_client.CoreV1Api(api).list_namespace()
+    assert refused.value.status == 403, "RBAC must refuse system:anonymous"
 
 
 def test_kubelet_rejects_unknown_container(core_v1: Any, batch_v1: Any, kube_namespace: str) -> None:
