@@ -18,9 +18,9 @@ import json
 from collections.abc import Sequence
 
 from engine.core.functions.shellquote import shell_join
+from engine.model.config import INTERPOSERS
 
-INTERPOSERS = ("", "buildkite", "vector", "legacy")
-"""Every accepted mode; ``""`` means the default, ``buildkite``."""
+__all__ = ["INTERPOSERS", "interpose"]
 
 
 def interpose(mode: str, command: Sequence[str], args: Sequence[str]) -> str:

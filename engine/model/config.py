@@ -1,0 +1,975 @@
+"""The controller config: every key of upstream agent-stack-k8s v0.20.2 (reference §1.3-1.8), plus
+``pod-pending-timeout`` and ``default-termination-grace-period-seconds`` from later releases (§11.2).
+
+This module is pure: it validates data someone else read (a YAML file, the environment, CLI flags)
+and never reads anything itself.
+
+Keys, types and defaults are upstream's, spelled exactly as upstream's file keys: kebab-case at the
+top level and in ``agent-config`` (where a few are camelCase: ``hooksVolume``, ``pluginsVolume``,
+``signingJWKSVolume``, ``verificationJWKSVolume``), camelCase in ``default-*-params``. Python
+attributes are the snake_case of the same names.
+
+Reading rules (reference §1.2 and the [BUG] fixes of later releases):
+
+* Strict: an unknown key anywhere, including inside the Kubernetes objects (``pod-spec-patch``,
+  volumes, ``envFrom``), is an error naming its full path (``agent-config.no-htp2: unknown key``).
+  Every problem is reported, one ``SOURCE: key.path: message`` line each (:class:`ConfigError`).
+* A key whose value is ``null`` is treated as absent (its default applies).
+* Durations are Go duration strings (``5m``, ``1h30m``, ``300ms``) or a number of seconds.
+  ``poll-interval`` is at least 1s (upstream clamped the wrong way); ``stale-job-data-timeout``,
+  ``image-pull-backoff-grace-period`` and ``job-cancel-checker-poll-interval`` fall back to their
+  defaults when ``<= 0``; ``job-creation-concurrency <= 0`` becomes 5. Other durations must not be
+  negative.
+* Lists of strings (``tags``, ``additional-redacted-vars``, ``experiment``...) also accept one
+  comma-separated string, as upstream's decoder does (``TAGS=queue=a,os=linux``). ``tags`` entries
+  must be ``key=value`` and include ``queue``.
+* Booleans and integers accept their string forms (``"true"``, ``"25"``), as environment values are
+  strings; a boolean is never accepted as an integer.
+* ``pod-spec-patch`` may not set a container's ``command`` or ``args`` (upstream's rule); volumes
+  must have a ``name`` (the policies mount them by name).
+* Precedence (:func:`resolve_config`): CLI flag > environment variable > file > default, for the
+  keys that have a flag (:data:`FLAG_KEYS`); the environment variable is the key upper-cased with
+  ``-`` → ``_`` (``max-in-flight`` → ``MAX_IN_FLIGHT``), no prefix; an empty variable counts as unset.
+  The structured keys come only from the file.
+
+What policies see as ``config`` (:meth:`ControllerConfig.expression_view`):
+
+* every key in lowerCamelCase: each ``-`` is dropped and the next letter upper-cased
+  (``agent-token-secret`` → ``agentTokenSecret``, ``agent-config`` → ``agentConfig``, ``no-http2`` →
+  ``noHttp2``, ``signing-jwks-file`` → ``signingJwksFile``, ``pod-spec-patch`` → ``podSpecPatch``);
+  keys that are already camelCase (``hooksVolume``, ``signingJWKSVolume``, ``cleanFlags``) unchanged;
+* durations as float seconds (``jobTtl: 600.0``), lists as lists;
+* Kubernetes objects (volumes, ``envFrom``, ``gitCredentialsSecret``, ``podSpecPatch``) and the
+  ``labels``/``annotations`` maps exactly as given: their keys are not config keys;
+* an optional value or block that is not set is **absent** (so ``has(config.agentConfig)`` tells
+  whether the block was configured); keys with a default are always present.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from engine.model.durations import DurationError, format_duration, parse_duration
+from engine.model.jsonvalue import JSON, PathSegment, render_path
+from engine.model.plugin import check_plugin, describe_value, unknown_plugin_fields
+from engine.model.tags import parse_tags
+
+DEFAULT_IMAGE = "ghcr.io/buildkite/agent:3.87.1"
+"""The agent image upstream v0.20.2 defaults to (it links agent v3.87.1)."""
+
+DEFAULT_GRAPHQL_ENDPOINT = "https://graphql.buildkite.com/v1"
+INTERPOSERS = ("", "buildkite", "vector", "legacy")
+"""Accepted ``interposer`` values; ``""`` means the default, ``buildkite``."""
+
+REQUIRED_FOR_CONTROLLER = ("agent-token-secret", "buildkite-token", "image", "namespace", "org")
+"""Keys the controller cannot run without (``engine test`` does not need them)."""
+
+NO_COMMAND_MODIFICATION = (
+    "modifying container commands or args via podSpecPatch is not supported. "
+    "Specify the command in the job's command field instead"
+)
+REDACTED = "[REDACTED]"
+_SECRET_KEYS = ("buildkite-token",)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used. Each problem is one ``SOURCE: key.path: message`` line."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# --- value types ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """Field metadata: the type name the generated reference table shows."""
+
+    label: str
+
+
+def _duration(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _integer(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "expected an integer")
+    return value
+
+
+def _string_list(value: Any) -> Any:
+    """Upstream decodes ``"a,b"`` into ``["a", "b"]`` wherever a list of strings is expected."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+_GO_DURATION_PATTERN = r"^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$"
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _GO_DURATION_PATTERN},
+                {"type": "number", "description": "seconds"},
+            ]
+        }
+    ),
+    _Kind("duration"),
+]
+"""Seconds, read from a Go duration string or a number of seconds; written back as a Go string."""
+
+Integer = Annotated[int, BeforeValidator(_integer), _Kind("integer")]
+StringList = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_string_list),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {"type": "string", "description": "comma-separated"},
+            ]
+        }
+    ),
+    _Kind("list of strings"),
+]
+
+
+def _kubernetes_check(kind: str) -> Callable[[Any], Any]:
+    """An after-validator checking a value against Kubernetes' own type for ``kind``.
+
+    The checks are those of the kubernetes plugin (``engine.model.plugin``, generated from the
+    Kubernetes definitions): the value is placed where the plugin has a field of that type, and the
+    problems found there are reported relative to the value itself.
+    """
+    wrap, prefix = _KUBERNETES_SLOTS[kind]
+
+    def check(value: Any) -> Any:
+        problems = _kubernetes_problems(wrap(value), prefix)
+        if kind == "Volume" and isinstance(value, dict) and not value.get("name"):
+            problems.append((".name", "required: a volume needs a name to be mounted"))
+        if kind == "PodSpec" and isinstance(value, dict):
+            problems.extend(_command_modifications(value))
+        if problems:
+            raise PydanticCustomError(
+                "kubernetes_object", "invalid Kubernetes object", {"problems": problems}
+            )
+        return value
+
+    return check
+
+
+_KUBERNETES_SLOTS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "PodSpec": (lambda value: {"podSpecPatch": value}, "podSpecPatch"),
+    "Volume": (lambda value: {"checkout": {"gitMirrors": {"volume": value}}}, "checkout.gitMirrors.volume"),
+    "SecretVolumeSource": (
+        lambda value: {"checkout": {"gitCredentialsSecret": value}},
+        "checkout.gitCredentialsSecret",
+    ),
+    "[EnvFromSource]": (lambda value: {"gitEnvFrom": list(value)}, "gitEnvFrom"),
+}
+_PROBLEM = re.compile(r'^((?:\.[^.\[\]:"]+|\[\d+\]|\["[^"]*"\])*): (.*)$', re.DOTALL)
+
+
+def _kubernetes_problems(document: Any, prefix: str) -> list[tuple[str, str]]:
+    """``(sub-path, message)`` pairs for the value at ``prefix`` inside ``document``."""
+    found: list[tuple[str, str]] = []
+    for problem in check_plugin(document):
+        match = _PROBLEM.match(problem.removeprefix(prefix))
+        found.append((match.group(1), match.group(2)) if match else ("", problem))
+    found.extend((path.removeprefix(prefix), "unknown key") for path in unknown_plugin_fields(document))
+    return found
+
+
+def _command_modifications(pod_spec: dict[str, Any]) -> list[tuple[str, str]]:
+    containers = pod_spec.get("containers")
+    if not isinstance(containers, list):
+        return []
+    problems = []
+    for index, container in enumerate(containers):
+        if isinstance(container, dict):
+            for key in ("command", "args"):
+                if container.get(key):
+                    problems.append((f".containers[{index}].{key}", NO_COMMAND_MODIFICATION))
+                    break
+    return problems
+
+
+_KUBERNETES_REF = "x-kubernetes-definition"
+"""Placeholder for ``$ref: #/$defs/<name>`` (pydantic resolves real ``$ref`` s itself); see
+:func:`config_json_schema`."""
+
+Volume = Annotated[
+    dict[str, JSON],
+    AfterValidator(_kubernetes_check("Volume")),
+    WithJsonSchema({_KUBERNETES_REF: "Volume"}),
+    _Kind("Kubernetes Volume"),
+]
+PodSpec = Annotated[
+    dict[str, JSON],
+    AfterValidator(_kubernetes_check("PodSpec")),
+    WithJsonSchema({_KUBERNETES_REF: "PodSpec"}),
+    _Kind("Kubernetes PodSpec"),
+]
+SecretVolumeSource = Annotated[
+    dict[str, JSON],
+    AfterValidator(_kubernetes_check("SecretVolumeSource")),
+    WithJsonSchema({_KUBERNETES_REF: "SecretVolumeSource"}),
+    _Kind("Kubernetes SecretVolumeSource"),
+]
+EnvFromList = Annotated[
+    tuple[dict[str, JSON], ...],
+    AfterValidator(_kubernetes_check("[EnvFromSource]")),
+    WithJsonSchema({"type": "array", "items": {_KUBERNETES_REF: "EnvFromSource"}}),
+    _Kind("list of Kubernetes EnvFromSource"),
+]
+KUBERNETES_TYPES = ("PodSpec", "Volume", "SecretVolumeSource", "EnvFromSource")
+"""The Kubernetes definitions the config schema refers to (``#/$defs/<name>``)."""
+
+
+def _interposer(value: Any) -> Any:
+    if isinstance(value, str) and value not in INTERPOSERS:
+        raise ValueError(f"invalid command interposer {json.dumps(value, ensure_ascii=False)}")
+    return value
+
+
+Interposer = Annotated[
+    str,
+    AfterValidator(_interposer),
+    WithJsonSchema({"type": "string", "enum": list(INTERPOSERS)}),
+    _Kind("interposer: buildkite, vector or legacy"),
+]
+
+
+def _at_least(minimum: float) -> AfterValidator:
+    return AfterValidator(lambda value: max(value, minimum))
+
+
+def _default_unless_positive(default: float) -> AfterValidator:
+    return AfterValidator(lambda value: value if value > 0 else default)
+
+
+def _not_negative(value: float) -> float:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _positive(value: int) -> int:
+    if value <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _graphql_endpoint(value: str) -> str:
+    return value or DEFAULT_GRAPHQL_ENDPOINT
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*\.?")
+
+
+def _host_port(value: str) -> str:
+    """Upstream's ``hostname_port`` rule: ``host:port`` with an RFC 1123 host (may be empty) and a
+    port 1-65535; a bracketed IPv6 host (``[::1]:6060``) is also accepted."""
+    if value == "":
+        return value
+    host, separator, port = value.rpartition(":")
+    valid_port = port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
+    if host.startswith("[") and host.endswith("]"):
+        valid_host = re.fullmatch(r"[0-9A-Fa-f:.]+", host[1:-1]) is not None
+    else:
+        valid_host = host == "" or _HOSTNAME.fullmatch(host) is not None
+    if not (separator and valid_port and valid_host):
+        raise ValueError(f'{json.dumps(value)} is not host:port (e.g. ":6060" or "localhost:6060")')
+    return value
+
+
+def _tags(value: tuple[str, ...]) -> tuple[str, ...]:
+    tags, invalid = parse_tags(value)
+    if invalid:
+        shown = ", ".join(json.dumps(tag, ensure_ascii=False) for tag in invalid)
+        raise ValueError(f"entries must be key=value, not {shown}")
+    if "queue" not in tags:
+        raise ValueError("missing required tag: queue")
+    return value
+
+
+# --- the model --------------------------------------------------------------------------------------
+
+
+def _key(alias: str, default: Any, description: str, *, env: bool = False, **constraints: Any) -> Any:
+    """A config key: its file name, default and description; ``env`` marks keys with a flag/env var."""
+    extra: dict[str, JsonValue] | None = None
+    if env:
+        extra = {"x-flag": f"--{alias}", "x-env": env_var_name(alias)}
+    return Field(
+        default=default, alias=alias, description=description, json_schema_extra=extra, **constraints
+    )
+
+
+def env_var_name(key: str) -> str:
+    """The environment variable for a flag key: ``max-in-flight`` → ``MAX_IN_FLIGHT``."""
+    return key.upper().replace("-", "_")
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentConfig(_Block):
+    """Settings for the agent in every pod (reference §1.4). Unset fields emit nothing."""
+
+    endpoint: str | None = _key("endpoint", None, "Agent API endpoint (BUILDKITE_AGENT_ENDPOINT).")
+    no_http2: bool | None = _key("no-http2", None, "Disable HTTP/2 for the agent (BUILDKITE_NO_HTTP2).")
+    experiment: StringList | None = _key(
+        "experiment", None, "Agent experiments to enable (BUILDKITE_AGENT_EXPERIMENT, comma-joined)."
+    )
+    shell: str | None = _key("shell", None, "Shell the bootstrap runs commands with (BUILDKITE_SHELL).")
+    no_color: bool | None = _key(
+        "no-color", None, "Disable coloured agent output (BUILDKITE_AGENT_NO_COLOR)."
+    )
+    strict_single_hooks: bool | None = _key(
+        "strict-single-hooks", None, "Run only one hook of each kind (BUILDKITE_STRICT_SINGLE_HOOKS)."
+    )
+    no_multipart_artifact_upload: bool | None = _key(
+        "no-multipart-artifact-upload",
+        None,
+        "Disable multipart artifact uploads (BUILDKITE_NO_MULTIPART_ARTIFACT_UPLOAD).",
+    )
+    trace_context_encoding: str | None = _key(
+        "trace-context-encoding", None, "Trace context encoding (BUILDKITE_TRACE_CONTEXT_ENCODING)."
+    )
+    disable_warnings_for: StringList | None = _key(
+        "disable-warnings-for",
+        None,
+        "Warnings to silence (BUILDKITE_AGENT_DISABLE_WARNINGS_FOR, comma-joined).",
+    )
+    debug_signing: bool | None = _key(
+        "debug-signing", None, "Log pipeline signing details (BUILDKITE_AGENT_DEBUG_SIGNING)."
+    )
+    no_pty: bool | None = _key(
+        "no-pty",
+        None,
+        "Do not run commands in a PTY (agent: BUILDKITE_NO_PTY; bootstrap: BUILDKITE_PTY negated).",
+    )
+    no_command_eval: bool | None = _key(
+        "no-command-eval",
+        None,
+        "Forbid running arbitrary commands (agent: BUILDKITE_NO_COMMAND_EVAL; bootstrap: "
+        "BUILDKITE_COMMAND_EVAL negated).",
+    )
+    no_local_hooks: bool | None = _key(
+        "no-local-hooks",
+        None,
+        "Forbid repository hooks (agent: BUILDKITE_NO_LOCAL_HOOKS; bootstrap: BUILDKITE_LOCAL_HOOKS_ENABLED "
+        "negated).",
+    )
+    no_plugins: bool | None = _key(
+        "no-plugins",
+        None,
+        "Forbid plugins (agent: BUILDKITE_NO_PLUGINS; bootstrap: BUILDKITE_PLUGINS_ENABLED negated).",
+    )
+    plugin_validation: bool | None = _key(
+        "plugin-validation",
+        None,
+        "Validate plugin configs (agent: BUILDKITE_NO_PLUGIN_VALIDATION negated; bootstrap: "
+        "BUILDKITE_PLUGIN_VALIDATION).",
+    )
+    hooks_path: str | None = _key(
+        "hooks-path",
+        None,
+        "Agent hooks directory (BUILDKITE_HOOKS_PATH); /buildkite/hooks when hooksVolume is set.",
+    )
+    hooks_volume: Volume | None = _key(
+        "hooksVolume",
+        None,
+        "Volume holding agent hooks, mounted at hooks-path in the agent, checkout and command containers.",
+    )
+    plugins_path: str | None = _key(
+        "plugins-path",
+        None,
+        "Agent plugins directory (BUILDKITE_PLUGINS_PATH); /buildkite/plugins when pluginsVolume is set.",
+    )
+    plugins_volume: Volume | None = _key(
+        "pluginsVolume",
+        None,
+        "Volume holding plugins, mounted at plugins-path in the agent, checkout and command containers.",
+    )
+    signing_jwks_file: str | None = _key(
+        "signing-jwks-file",
+        None,
+        "Pipeline signing key file for command containers (BUILDKITE_AGENT_JWKS_FILE); relative to "
+        "/buildkite/signing-jwks when signingJWKSVolume is set.",
+    )
+    signing_jwks_key_id: str | None = _key(
+        "signing-jwks-key-id", None, "Key ID to sign with (BUILDKITE_AGENT_JWKS_KEY_ID, command containers)."
+    )
+    signing_jwks_volume: Volume | None = _key(
+        "signingJWKSVolume", None, "Volume holding the signing key, mounted in command containers."
+    )
+    verification_jwks_file: str | None = _key(
+        "verification-jwks-file",
+        None,
+        "Key file the agent verifies job signatures with (BUILDKITE_AGENT_VERIFICATION_JWKS_FILE); "
+        "relative to /buildkite/verification-jwks when verificationJWKSVolume is set.",
+    )
+    verification_failure_behavior: str | None = _key(
+        "verification-failure-behavior",
+        None,
+        "What the agent does with an unsigned job (BUILDKITE_AGENT_JOB_VERIFICATION_NO_SIGNATURE_BEHAVIOR); "
+        "warn when neither this nor verification-jwks-file is set.",
+    )
+    verification_jwks_volume: Volume | None = _key(
+        "verificationJWKSVolume", None, "Volume holding the verification key, mounted in the agent container."
+    )
+
+
+class GitMirrors(_Block):
+    """Git mirror settings for the checkout container."""
+
+    path: str | None = _key(
+        "path",
+        None,
+        "Mirror directory (BUILDKITE_GIT_MIRRORS_PATH); /buildkite/git-mirrors when a volume is set.",
+    )
+    volume: Volume | None = _key("volume", None, "Volume holding the mirrors, mounted at path in checkout.")
+    clone_flags: str | None = _key(
+        "cloneFlags", None, "Flags for cloning mirrors (BUILDKITE_GIT_CLONE_MIRROR_FLAGS)."
+    )
+    lock_timeout: Integer | None = _key(
+        "lockTimeout", None, "Seconds to wait for a mirror lock (BUILDKITE_GIT_MIRRORS_LOCK_TIMEOUT, if > 0)."
+    )
+    skip_update: bool | None = _key(
+        "skipUpdate", None, "Do not update existing mirrors (BUILDKITE_GIT_MIRRORS_SKIP_UPDATE)."
+    )
+
+
+class CheckoutParams(_Block):
+    """Defaults for the checkout container (reference §1.5); a step's ``checkout`` adds to them."""
+
+    skip: bool | None = _key("skip", None, "Run no checkout container at all.")
+    clean_flags: str | None = _key("cleanFlags", None, "git clean flags (BUILDKITE_GIT_CLEAN_FLAGS).")
+    clone_flags: str | None = _key("cloneFlags", None, "git clone flags (BUILDKITE_GIT_CLONE_FLAGS).")
+    fetch_flags: str | None = _key("fetchFlags", None, "git fetch flags (BUILDKITE_GIT_FETCH_FLAGS).")
+    no_submodules: bool | None = _key(
+        "noSubmodules", None, "Skip git submodules (BUILDKITE_GIT_SUBMODULES = the negated value)."
+    )
+    submodule_clone_config: StringList | None = _key(
+        "submoduleCloneConfig",
+        None,
+        "git config for cloning submodules (BUILDKITE_GIT_SUBMODULE_CLONE_CONFIG, comma-joined).",
+    )
+    git_mirrors: GitMirrors | None = _key("gitMirrors", None, "Git mirror settings.")
+    git_credentials_secret: SecretVolumeSource | None = _key(
+        "gitCredentialsSecret",
+        None,
+        "Secret with a .git-credentials file, used through git's store credential helper.",
+    )
+    env_from: EnvFromList | None = _key("envFrom", None, "Env sources added to the checkout container.")
+
+
+class CommandParams(_Block):
+    """Defaults for command containers (reference §1.6)."""
+
+    interposer: Interposer | None = _key(
+        "interposer",
+        None,
+        "How command + args become BUILDKITE_COMMAND: buildkite (default; command items are lines, args "
+        "quoted onto the last), vector (every item shell-quoted) or legacy (joined unquoted).",
+    )
+    env_from: EnvFromList | None = _key("envFrom", None, "Env sources added to every command container.")
+
+
+class SidecarParams(_Block):
+    """Defaults for sidecar containers (reference §1.7)."""
+
+    env_from: EnvFromList | None = _key("envFrom", None, "Env sources added to every sidecar.")
+
+
+class Metadata(_Block):
+    """Labels and annotations for every Job and its pod (reference §1.8); a step's own win per key."""
+
+    labels: dict[str, str] | None = _key("labels", None, "Labels added to the Job and its pod template.")
+    annotations: dict[str, str] | None = _key(
+        "annotations", None, "Annotations added to the Job and its pod template."
+    )
+
+
+class ControllerConfig(_Block):
+    """The whole controller config (reference §1.3 and §11.2). Build it with :func:`parse_config` or
+    :func:`resolve_config`; it is immutable."""
+
+    agent_token_secret: str = _key(
+        "agent-token-secret",
+        "buildkite-agent-token",
+        "Kubernetes Secret (in namespace) holding BUILDKITE_AGENT_TOKEN, for pods and for failing jobs.",
+        env=True,
+    )
+    buildkite_token: str = _key(
+        "buildkite-token",
+        "",
+        "Buildkite API token with GraphQL scope (required by the controller).",
+        env=True,
+    )
+    org: str = _key("org", "", "Buildkite organization slug (required by the controller).", env=True)
+    image: str = _key(
+        "image",
+        DEFAULT_IMAGE,
+        "Agent image: supplies buildkite-agent and tini-static, and runs the agent, checkout and default "
+        "command containers.",
+        env=True,
+    )
+    tags: Annotated[StringList, AfterValidator(_tags)] = _key(
+        "tags",
+        ("queue=kubernetes",),
+        "The controller's agent tags (key=value); must include queue. A job is taken when its tags are a "
+        "subset.",
+        env=True,
+    )
+    namespace: str = _key("namespace", "default", "Namespace for Jobs, Secrets and events.", env=True)
+    debug: bool = _key("debug", False, "Log at debug level.", env=True)
+    max_in_flight: Integer = _key(
+        "max-in-flight", 25, "Most Jobs running at once; 0 means unlimited.", env=True, ge=0
+    )
+    job_ttl: Annotated[Duration, AfterValidator(_not_negative)] = _key(
+        "job-ttl", 600.0, "Time a finished Job is kept (ttlSecondsAfterFinished, whole seconds).", env=True
+    )
+    poll_interval: Annotated[Duration, _at_least(1.0)] = _key(
+        "poll-interval", 1.0, "Time between polls for scheduled jobs; at least 1s.", env=True
+    )
+    stale_job_data_timeout: Annotated[Duration, _default_unless_positive(10.0)] = _key(
+        "stale-job-data-timeout",
+        10.0,
+        "How long job data from one poll is trusted; <= 0 means 10s.",
+        env=True,
+    )
+    job_creation_concurrency: Annotated[Integer, AfterValidator(lambda value: value if value > 0 else 5)] = (
+        _key(
+            "job-creation-concurrency",
+            5,
+            "Jobs handed to the scheduler concurrently per poll; <= 0 means 5.",
+            env=True,
+        )
+    )
+    cluster_uuid: str = _key(
+        "cluster-uuid", "", "Buildkite cluster UUID; empty for unclustered pipelines.", env=True
+    )
+    graphql_endpoint: Annotated[str, AfterValidator(_graphql_endpoint)] = _key(
+        "graphql-endpoint",
+        DEFAULT_GRAPHQL_ENDPOINT,
+        "Buildkite GraphQL URL; empty means the default.",
+        env=True,
+    )
+    profiler_address: Annotated[str, AfterValidator(_host_port)] = _key(
+        "profiler-address", "", "host:port to serve profiling endpoints on; empty disables it.", env=True
+    )
+    prometheus_port: Integer = _key(
+        "prometheus-port", 0, "Port serving GET /metrics; 0 disables it.", env=True, ge=0, le=65535
+    )
+    image_pull_backoff_grace_period: Annotated[Duration, _default_unless_positive(30.0)] = _key(
+        "image-pull-backoff-grace-period",
+        30.0,
+        "Time after pod start before an image pull back-off fails the job; <= 0 means 30s.",
+        env=True,
+    )
+    job_cancel_checker_poll_interval: Annotated[Duration, _default_unless_positive(5.0)] = _key(
+        "job-cancel-checker-poll-interval",
+        5.0,
+        "Interval of the cancelled-job check for pending pods; <= 0 means 5s.",
+        env=True,
+    )
+    empty_job_grace_period: Annotated[Duration, AfterValidator(_not_negative)] = _key(
+        "empty-job-grace-period",
+        30.0,
+        "Time after Job start with no pod before the Job counts as stalled; 0 means immediately.",
+        env=True,
+    )
+    prohibit_kubernetes_plugin: bool = _key(
+        "prohibit-kubernetes-plugin", False, "Fail every job that uses the kubernetes plugin.", env=True
+    )
+    pod_pending_timeout: Annotated[Duration, AfterValidator(_not_negative)] = _key(
+        "pod-pending-timeout", 900.0, "Time a pod may stay Pending before its job is failed.", env=True
+    )
+    default_termination_grace_period_seconds: Annotated[Integer, AfterValidator(_positive)] = _key(
+        "default-termination-grace-period-seconds",
+        60,
+        "Pod terminationGracePeriodSeconds unless the step sets one.",
+        env=True,
+    )
+    additional_redacted_vars: StringList = _key(
+        "additional-redacted-vars",
+        (),
+        "Env var name patterns redacted from logs, after the agent's defaults.",
+    )
+    pod_spec_patch: PodSpec | None = _key(
+        "pod-spec-patch",
+        None,
+        "Strategic merge patch applied to every pod spec, before the step's podSpecPatch; may not set "
+        "command or args.",
+    )
+    workspace_volume: Volume | None = _key(
+        "workspace-volume",
+        None,
+        "Volume mounted at /workspace in every container; an emptyDir named workspace if unset.",
+    )
+    agent_config: AgentConfig | None = _key("agent-config", None, "Settings for the agent in every pod.")
+    default_checkout_params: CheckoutParams | None = _key(
+        "default-checkout-params", None, "Defaults for the checkout container."
+    )
+    default_command_params: CommandParams | None = _key(
+        "default-command-params", None, "Defaults for command containers."
+    )
+    default_sidecar_params: SidecarParams | None = _key(
+        "default-sidecar-params", None, "Defaults for sidecar containers."
+    )
+    default_metadata: Metadata | None = _key(
+        "default-metadata", None, "Labels and annotations for every Job and pod."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_unset(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+    def expression_view(self) -> dict[str, JSON]:
+        """The config as policies see it (``config.*``); see the module docstring for the mapping."""
+        return _view(self)
+
+    def missing_required_for_controller(self) -> list[str]:
+        """One ``key: message`` line per key the controller needs but that is empty."""
+        fields = type(self).model_fields
+        problems = []
+        for name, field in fields.items():
+            if field.alias in REQUIRED_FOR_CONTROLLER and not getattr(self, name):
+                problems.append(
+                    f"{field.alias}: required by the controller "
+                    f"(set it in the config file, with --{field.alias} or {env_var_name(field.alias)})"
+                )
+        return problems
+
+    def redacted(self) -> dict[str, JSON]:
+        """The config with file key names and Go duration strings, secrets replaced, for logging."""
+        data: dict[str, JSON] = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for key in _SECRET_KEYS:
+            if data.get(key):
+                data[key] = REDACTED
+        return data
+
+
+def _has_flag(field: FieldInfo) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and "x-env" in extra
+
+
+FLAG_KEYS: tuple[str, ...] = tuple(
+    str(field.alias) for field in ControllerConfig.model_fields.values() if _has_flag(field)
+)
+"""The keys that are also CLI flags (``--<key>``) and environment variables (:func:`env_var_name`)."""
+
+
+# --- what policies see --------------------------------------------------------------------------
+
+
+def camel_case(key: str) -> str:
+    """``agent-token-secret`` → ``agentTokenSecret``; a key without ``-`` is returned unchanged."""
+    head, *rest = key.split("-")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _view(model: BaseModel) -> dict[str, JSON]:
+    view: dict[str, JSON] = {}
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if value is not None:
+            view[camel_case(str(field.alias))] = _view_value(value)
+    return view
+
+
+def _view_value(value: Any) -> JSON:
+    if isinstance(value, BaseModel):
+        return _view(value)
+    if isinstance(value, tuple):
+        return [_view_value(item) for item in value]
+    return value
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def parse_config(data: Mapping[str, JSON] | None, source: str) -> ControllerConfig:
+    """Validate a config file's decoded content (``None`` for an empty file) into a config.
+
+    Raises :class:`ConfigError` listing every problem as ``SOURCE: key.path: message``.
+    """
+    return _validate(data, source, {})
+
+
+def resolve_config(
+    file_data: Mapping[str, JSON] | None,
+    env: Mapping[str, str],
+    flags: Mapping[str, JSON],
+    source: str,
+) -> ControllerConfig:
+    """The config from a file, the environment and CLI flags: flag > env > file > default.
+
+    ``flags`` holds only flags the user set (``None`` values are ignored), keyed by config key.
+    Problems name where the bad value came from (``SOURCE``, ``env MAX_IN_FLIGHT``, ``flag --tags``).
+    """
+    if file_data is not None and not isinstance(file_data, Mapping):
+        raise ConfigError([f"{source}: expected a map of config keys, got {describe_value(file_data)}"])
+    merged: dict[str, JSON] = dict(file_data or {})
+    origins: dict[str, str] = {}
+    unknown_flags = [f"flag --{key}: {key}: not a config flag" for key in flags if key not in FLAG_KEYS]
+    if unknown_flags:
+        raise ConfigError(unknown_flags)
+    for key in FLAG_KEYS:
+        name = env_var_name(key)
+        if flags.get(key) is not None:
+            merged[key] = flags[key]
+            origins[key] = f"flag --{key}"
+        elif env.get(name):
+            merged[key] = env[name]
+            origins[key] = f"env {name}"
+    return _validate(merged, source, origins)
+
+
+def _validate(data: Mapping[str, JSON] | None, source: str, origins: Mapping[str, str]) -> ControllerConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"{source}: expected a map of config keys, got {describe_value(data)}"])
+    try:
+        return ControllerConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(list(_problem_lines(exc, source, origins))) from None
+
+
+def _problem_lines(exc: ValidationError, source: str, origins: Mapping[str, str]) -> Iterator[str]:
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        where = origins.get(str(loc[0]), source) if loc else source
+        path = render_path(tuple(_segment(part) for part in loc))
+        if error["type"] == "kubernetes_object":
+            for sub_path, message in error.get("ctx", {}).get("problems", ()):
+                yield f"{where}: {path}{sub_path}: {message}"
+        else:
+            yield f"{where}: {path or '(top level)'}: {_message(error)}"
+
+
+def _segment(part: str | int) -> PathSegment:
+    return part if isinstance(part, int) else str(part)
+
+
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "bool_type": "a boolean (true or false)",
+    "bool_parsing": "a boolean (true or false)",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a map",
+    "model_type": "a map",
+    "model_attributes_type": "a map",
+}
+
+
+def _message(error: ErrorDetails) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx", {})
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {describe_value(error['input'])}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}, got {error['input']!r}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}, got {error['input']!r}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return error["msg"]
+
+
+# --- documentation and schema ---------------------------------------------------------------------
+
+
+def config_reference_markdown() -> str:
+    """A Markdown table of every key (nested keys dotted): type, default, flag/env, description."""
+    lines = [
+        "| Key | Type | Default | Flag / env | Description |",
+        "|---|---|---|---|---|",
+    ]
+    for key, field in _walk_fields(ControllerConfig, ""):
+        env = f"`--{key}` / `{env_var_name(key)}`" if _has_flag(field) else "file only"
+        description = (field.description or "").replace("|", "\\|")
+        lines.append(f"| `{key}` | {_type_label(field)} | {_default_label(field)} | {env} | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+def _walk_fields(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, FieldInfo]]:
+    for field in model.model_fields.values():
+        key = prefix + str(field.alias)
+        yield key, field
+        block = _block_type(field)
+        if block is not None:
+            yield from _walk_fields(block, key + ".")
+
+
+def _block_type(field: FieldInfo) -> type[BaseModel] | None:
+    annotation = field.annotation
+    for candidate in getattr(annotation, "__args__", (annotation,)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _kind(field: FieldInfo) -> _Kind | None:
+    """The ``_Kind`` marker of a field, whether pydantic moved it to ``metadata`` or left it inside
+    ``Optional[Annotated[...]]``."""
+    found = [item for item in field.metadata if isinstance(item, _Kind)]
+    pending = [field.annotation]
+    while pending and not found:
+        annotation = pending.pop()
+        if get_origin(annotation) is Annotated:
+            found = [item for item in get_args(annotation)[1:] if isinstance(item, _Kind)]
+        pending.extend(get_args(annotation))
+    return found[0] if found else None
+
+
+def _type_label(field: FieldInfo) -> str:
+    kind = _kind(field)
+    if kind is not None:
+        return kind.label
+    if _block_type(field) is not None:
+        return "object"
+    annotation = field.annotation
+    names = [getattr(arg, "__name__", str(arg)) for arg in getattr(annotation, "__args__", (annotation,))]
+    labels = {"str": "string", "bool": "boolean", "int": "integer", "dict": "map of strings"}
+    return next((labels[name] for name in names if name in labels), str(annotation))
+
+
+def _default_label(field: FieldInfo) -> str:
+    default = field.default
+    if default is None:
+        return "unset"
+    if _kind(field) == _Kind("duration"):
+        return f"`{format_duration(default)}`"
+    if isinstance(default, tuple):
+        return f"`{json.dumps(list(default))}`"
+    return f"`{json.dumps(default)}`"
+
+
+SCHEMA_DESCRIPTION = (
+    "The controller config file: the keys of Buildkite agent-stack-k8s v0.20.2 (plus pod-pending-timeout "
+    "and default-termination-grace-period-seconds). Keys marked x-flag/x-env can also be set with that "
+    "CLI flag or environment variable, which take precedence over the file. Durations are Go duration "
+    'strings ("5m", "1h30m") or seconds.'
+)
+
+
+def config_json_schema(kubernetes_definitions: Mapping[str, JSON]) -> dict[str, JSON]:
+    """The JSON schema of the config file, self-contained.
+
+    ``kubernetes_definitions`` are the ``$defs`` of ``schema/kubernetes-plugin.schema.json`` (generated
+    from Kubernetes' own definitions); the ones the config refers to, and everything they refer to,
+    are copied in. Output is deterministic for deterministic input.
+    """
+    schema: dict[str, JSON] = _resolve_kubernetes_refs(ControllerConfig.model_json_schema(by_alias=True))
+    own: dict[str, JSON] = schema.pop("$defs", {})
+    needed = _referenced_definitions(list(KUBERNETES_TYPES), kubernetes_definitions)
+    clashes = sorted(set(own) & set(needed))
+    if clashes:
+        raise ValueError(f"config models and Kubernetes definitions share names: {', '.join(clashes)}")
+    definitions = {**own, **{name: kubernetes_definitions[name] for name in needed}}
+    _drop_titles(schema)
+    for definition in own.values():
+        _drop_titles(definition)
+    for field in ControllerConfig.model_fields.values():
+        if _kind(field) == _Kind("duration"):
+            schema["properties"][str(field.alias)]["default"] = format_duration(field.default)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "config.schema.json",
+        "title": "agent-stack controller config",
+        "description": SCHEMA_DESCRIPTION,
+        **{key: value for key, value in schema.items() if key not in ("title", "description")},
+        "$defs": dict(sorted(definitions.items())),
+    }
+
+
+def _resolve_kubernetes_refs(node: JSON) -> JSON:
+    if isinstance(node, dict):
+        if _KUBERNETES_REF in node:
+            return {"$ref": f"#/$defs/{node[_KUBERNETES_REF]}"}
+        return {key: _resolve_kubernetes_refs(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolve_kubernetes_refs(item) for item in node]
+    return node
+
+
+def _referenced_definitions(roots: list[str], definitions: Mapping[str, JSON]) -> set[str]:
+    seen: set[str] = set()
+    pending = list(roots)
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        if name not in definitions:
+            raise ValueError(f"Kubernetes definition {name!r} is missing")
+        seen.add(name)
+        pending.extend(_refs(definitions[name]))
+    return seen
+
+
+def _refs(node: JSON) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/"):
+                yield value.removeprefix("#/$defs/")
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def _drop_titles(definition: JSON) -> None:
+    """Pydantic titles repeat the key names; descriptions carry the meaning. Mutates the fresh schema."""
+    if isinstance(definition, dict):
+        definition.pop("title", None)
+        for prop in definition.get("properties", {}).values():
+            if isinstance(prop, dict):
+                prop.pop("title", None)
