@@ -167,6 +167,8 @@ class _Operation:
         if not pointer.startswith("/"):
             self.fail(f'invalid JSON pointer {pointer!r}: it must be empty or start with "/"')
         tokens = pointer[1:].split("/")
+        if "~" not in pointer:
+            return tuple(tokens)
         for token in tokens:
             rest = token.replace("~0", "").replace("~1", "")
             if "~" in rest:

@@ -8,8 +8,9 @@ new document and the :class:`~engine.model.jsonvalue.Change` records the trace s
 Documents are immutable: nothing here mutates its inputs; only the containers along changed paths are
 rebuilt, and an operation that changes nothing returns the original object itself with no changes.
 
-Deliberate differences from apimachinery (each one where upstream produces something the API server
-would reject, drop or misread):
+Upstream's element order is reproduced exactly, quirks included (see ``_ListMerge.order_by``). The
+deliberate differences are all cases where upstream's output is an accident (something the API
+server would reject, drop or misread) or would surprise a policy author:
 
 * ``{"$patch": "delete"}`` on a map removes the key (upstream leaves ``{}``).
 * ``$patch: merge`` is accepted as "merge as usual" (upstream rejects it as not implemented).
@@ -30,7 +31,6 @@ A list whose surviving elements change relative order is recorded as one ``repla
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
 from enum import Enum
 
 from engine.core.patch.schema import FieldSchema, TypeSchema
@@ -119,14 +119,95 @@ def _merge_map(
                 path, f'unknown "$patch" value {directive!r} (expected "replace", "delete" or "merge")'
             )
         patch = body
-    return _MapMerge(original, patch, schema, path, changes).run()
+    try:
+        directives = [key for key in patch if key[:1] == "$"]
+    except TypeError:
+        odd = next(key for key in patch if not isinstance(key, str))
+        raise _error(path, f"object keys must be strings, not {_kind(odd)}") from None
+    if directives:
+        return _MapDirectives(original, patch, schema, path, changes).run(directives)
+    if original is None or changes is None:
+        return _materialize_members(patch, schema, path)
+    return _merge_members(original, patch, schema, path, changes)
 
 
-class _MapMerge:
-    """One map being merged: copy-on-write output, so an unchanged map is returned as itself.
+def _merge_members(
+    original: dict[str, JSON],
+    patch: dict[str, JSON],
+    schema: TypeSchema | None,
+    path: Path,
+    changes: list[Change],
+) -> dict[str, JSON]:
+    """Merge a directive-free patch map member by member; ``original`` itself if nothing changed."""
+    fields = schema.fields if schema is not None else None
+    work: dict[str, JSON] | None = None
+    for key, value in patch.items():
+        field = fields.get(key) if fields is not None else None
+        key_path = (*path, key)
+        if value is None:
+            if key in original:
+                changes.append(Change("remove", key_path, original[key], None))
+                if work is None:
+                    work = dict(original)
+                del work[key]
+            continue
+        if key not in original:
+            new = _new_value(value, field, key_path)
+            if new is not _DELETED:
+                changes.append(Change("add", key_path, None, new))
+                if work is None:
+                    work = dict(original)
+                work[key] = new
+            continue
+        current = original[key]
+        if isinstance(value, dict) and isinstance(current, dict):
+            new = _merge_map(current, value, field.schema if field else None, key_path, changes)
+        elif isinstance(value, list) and isinstance(current, list):
+            new = _merge_list(current, value, field, key_path, changes)
+        else:
+            new = _new_value(value, field, key_path)
+            if new is not _DELETED:
+                if json_equal(new, current):
+                    continue
+                changes.append(Change("replace", key_path, current, new))
+        if new is current:
+            continue
+        if work is None:
+            work = dict(original)
+        if new is _DELETED:
+            changes.append(Change("remove", key_path, current, None))
+            del work[key]
+        else:
+            work[key] = new
+    return original if work is None else work
 
-    In materialize mode (no original, ``changes`` is ``None``) the output starts as the patch and
-    only directive keys, ``null`` members and values that resolve differently are rewritten.
+
+def _materialize_members(patch: dict[str, JSON], schema: TypeSchema | None, path: Path) -> dict[str, JSON]:
+    """A directive-free patch map as a new value: ``null`` members dropped, values resolved."""
+    fields = schema.fields if schema is not None else None
+    work: dict[str, JSON] | None = None
+    for key, value in patch.items():
+        if value is None:
+            new: JSON = _DELETED
+        else:
+            new = _new_value(value, fields.get(key) if fields is not None else None, (*path, key))
+            if new is value:
+                continue
+        if work is None:
+            work = dict(patch)
+        if new is _DELETED:
+            del work[key]
+        else:
+            work[key] = new
+    return patch if work is None else work
+
+
+class _MapDirectives:
+    """A map whose patch carries directives (``$retainKeys``, ``$setElementOrder/...``, ...).
+
+    The directives apply first, on a copy-on-write view of the document's map; the ordinary
+    members then merge into the result as in any map. In materialize mode (no original) the
+    directives are only checked and resolved.
     """
 
     __slots__ = ("base", "changes", "patch", "path", "schema", "work")
@@ -139,7 +220,7 @@ class _MapMerge:
         path: Path,
         changes: list[Change] | None,
     ) -> None:
-        self.base = patch if original is None else original
+        self.base: dict[str, JSON] = {} if original is None else original
         self.work: dict[str, JSON] | None = None
         self.patch = patch
         self.schema = schema
@@ -168,83 +249,8 @@ class _MapMerge:
         if self.changes is not None:
             self.changes.append(change)
 
-    def run(self) -> dict[str, JSON]:
-        start = len(self.changes) if self.changes is not None else 0
-        result = self.merge()
-        if self.changes is not None and result is not self.base and json_equal(result, self.base):
-            # Net no-op (say, an element deleted and added back as it was): no changes to report.
-            del self.changes[start:]
-            return self.base
-        return result
-
-    def merge(self) -> dict[str, JSON]:
-        patch = self.patch
-        directives: list[str] = []
-        for key in patch:
-            if type(key) is not str:
-                raise _error(self.path, f"object keys must be strings, not {_kind(key)}")
-            if key[:1] == "$":
-                directives.append(key)
-        ordered: set[str] = set()
-        if directives:
-            ordered = self.directives(directives)
-        materialize = self.changes is None
-        fields = self.schema.fields if self.schema is not None else None
-        for key, value in patch.items():
-            if key[:1] == "$" or key in ordered:
-                continue
-            field = fields.get(key) if fields is not None else None
-            if materialize:
-                if value is None:
-                    self.drop(key)
-                else:
-                    new = _new_value(value, field, (*self.path, key))
-                    if new is _DELETED:
-                        self.drop(key)
-                    elif new is not value:
-                        self.assign(key, new)
-            else:
-                self.member(key, value, field)
-        return self.base if self.work is None else self.work
-
-    def member(self, key: str, value: JSON, field: FieldSchema | None) -> None:
-        """Merge one patch member into the map, recording what changed."""
-        path = (*self.path, key)
-        if value is None:
-            if self.has(key):
-                self.record(Change("remove", path, self.get(key), None))
-                self.drop(key)
-            return
-        if not self.has(key):
-            new = _new_value(value, field, path)
-            if new is not _DELETED:
-                self.record(Change("add", path, None, new))
-                self.assign(key, new)
-            return
-        current = self.get(key)
-        if isinstance(value, dict) and isinstance(current, dict):
-            merged = _merge_map(current, value, field.schema if field else None, path, self.changes)
-            if merged is _DELETED:
-                self.record(Change("remove", path, current, None))
-                self.drop(key)
-            elif merged is not current:
-                self.assign(key, merged)
-            return
-        if isinstance(value, list) and isinstance(current, list):
-            merged_list = _merge_list(current, value, field, path, self.changes)
-            if merged_list is not current:
-                self.assign(key, merged_list)
-            return
-        new = _new_value(value, field, path)
-        if new is _DELETED:
-            self.record(Change("remove", path, current, None))
-            self.drop(key)
-        elif not json_equal(new, current):
-            self.record(Change("replace", path, current, new))
-            self.assign(key, new)
-
-    def directives(self, directives: list[str]) -> set[str]:
-        """Apply the map's directives; returns the lists ``$setElementOrder`` already merged.
+    def run(self, directives: list[str]) -> dict[str, JSON]:
+        """Apply the directives, then merge the ordinary members.
 
         Order: ``$retainKeys`` clears, ``$deleteFromPrimitiveList`` removes, ``$setElementOrder``
         merges and orders its list; the ordinary members merge afterwards.
@@ -252,16 +258,27 @@ class _MapMerge:
         for key in directives:
             if not (key in (_DIRECTIVE, _RETAIN_KEYS) or key.startswith((_SET_ORDER, _DELETE_FROM))):
                 raise _error(self.path, f'unknown directive "{key}"')
-            if self.changes is None:
-                self.drop(key)
-        if _RETAIN_KEYS in self.patch:
-            self.retain_keys(self.patch[_RETAIN_KEYS])
+        start = len(self.changes) if self.changes is not None else 0
+        patch = self.patch
+        if _RETAIN_KEYS in patch:
+            self.retain_keys(patch[_RETAIN_KEYS])
         for key in directives:
             if key.startswith(_DELETE_FROM):
-                self.delete_from_primitive_list(key, self.patch[key])
-        return {
-            self.set_element_order(key, self.patch[key]) for key in directives if key.startswith(_SET_ORDER)
+                self.delete_from_primitive_list(key, patch[key])
+        ordered = {
+            self.set_element_order(key, patch[key]) for key in directives if key.startswith(_SET_ORDER)
         }
+        members = {key: value for key, value in patch.items() if key[:1] != "$" and key not in ordered}
+        current = self.base if self.work is None else self.work
+        if self.changes is None:
+            resolved = {**_materialize_members(members, self.schema, self.path), **current}
+            return {key: resolved[key] for key in patch if key in resolved}
+        result = _merge_members(current, members, self.schema, self.path, self.changes)
+        undoable = any(key.startswith(_DELETE_FROM) for key in directives)
+        if undoable and result is not self.base and json_equal(result, self.base):
+            del self.changes[start:]  # values deleted and then added back: no net change
+            return self.base
+        return result
 
     def retain_keys(self, retain: JSON) -> None:
         """``$retainKeys``: keep only the listed keys of the original; the patch may set only those."""
@@ -342,7 +359,7 @@ class _MapMerge:
         merge = _ListMerge(current, patch_list, field, list_path)
         merge.order_by(order_keys)
         if current is None:
-            new = merge.values()
+            new = merge.result()
             self.record(Change("add", list_path, None, new))
             self.assign(name, new)
             return name
@@ -427,23 +444,102 @@ def _merge_list(
             return original if original is not None else new
         changes.append(Change("replace", path, original, new))
         return new
+    if original is not None and changes is not None and field.merge_key is not None:
+        merged = _merge_keyed_simply(original, patch, field.merge_key, field.schema, path, changes)
+        if merged is not None:
+            return merged
     merge = _ListMerge(original, patch, field, path)
     merge.order_by_patch()
     if changes is None:
-        return merge.values()
+        return merge.result()
     return merge.finish(changes)
 
 
-@dataclass(slots=True)
-class _Slot:
-    """One element of a list being merged: where it came from and what happened to it."""
+def _merge_keyed_simply(
+    original: list[JSON],
+    patch: list[JSON],
+    merge_key: str,
+    schema: TypeSchema | None,
+    path: Path,
+    changes: list[Change],
+) -> list[JSON] | None:
+    """The common keyed merge, quickly: same result and records as :class:`_ListMerge`.
 
-    value: JSON
-    key: Hashable
-    origin: int | None
-    """Index in the document's list, or ``None`` for an element the patch adds."""
-    changes: list[Change] | None = None
-    """Changes inside the element, with the patch index at the element's position in the path."""
+    Applies when the patch has no list directives, every element on both sides has a distinct
+    string or integer key, and no key needs telling ``true`` from ``1``; returns ``None`` otherwise.
+    Then apimachinery's order reduces to one pass: each patch element, in patch order, comes
+    right after the document elements ranked before it (a new element comes right away).
+    """
+    try:
+        index = {element[merge_key]: position for position, element in enumerate(original)}
+    except (KeyError, TypeError, IndexError):
+        return None
+    if len(index) != len(original):
+        return None
+    keys: list[JSON] = []
+    for element in patch:
+        if type(element) is not dict or _DIRECTIVE in element:
+            return None
+        key = element.get(merge_key)
+        if type(key) is not str and type(key) is not int:  # also a missing key, or a boolean
+            return None
+        keys.append(key)
+    if len(keys) > 1 and len(set(keys)) != len(keys):
+        return None
+    targets = [index.get(key, -1) for key in keys]
+    for key, target in zip(keys, targets, strict=True):
+        if target >= 0 and type(key) is int and type(original[target][merge_key]) is not int:
+            return None
+    if max(targets, default=-1) < 0:  # only new elements: they all go first, in patch order
+        added = [
+            _merge_map(None, element, schema, (*path, index), None) for index, element in enumerate(patch)
+        ]
+        if not added:
+            return original
+        changes.extend(Change("add", (*path, index), None, value) for index, value in enumerate(added))
+        return [*added, *original]
+
+    merged: list[JSON] = []
+    element_changes: list[Change] = []
+    pending = set(targets)
+    next_document = 0
+    highest = -1  # the highest document index placed so far: placing a lower one breaks the order
+    in_order = True
+    depth = len(path)
+    for patch_index, (element, target) in enumerate(zip(patch, targets, strict=True)):
+        element_path = (*path, patch_index)
+        if target < 0:
+            value = _merge_map(None, element, schema, element_path, None)
+            element_changes.append(Change("add", (*path, len(merged)), None, value))
+            merged.append(value)
+            continue
+        while next_document < target:
+            if next_document not in pending:
+                merged.append(original[next_document])
+            next_document += 1
+        if next_document == target:
+            next_document += 1
+        if target < highest:
+            in_order = False
+        highest = max(highest, target)
+        sink: list[Change] = []
+        value = _merge_map(original[target], element, schema, element_path, sink)
+        assert value is not _DELETED  # list elements carry no map-level $patch
+        at = len(merged)
+        for change in sink:
+            element_changes.append(
+                Change(change.op, (*path, at, *change.path[depth + 1 :]), change.old, change.new)
+            )
+        merged.append(value)
+    merged.extend(original[next_document:])
+
+    if not in_order:
+        changes.append(Change("replace", path, original, merged))
+        return merged
+    if not element_changes:
+        return original
+    changes.extend(element_changes)
+    return merged
 
 
 class _ListMerge:
@@ -453,7 +549,29 @@ class _ListMerge:
     ordering follows ``normalizeElementOrder``: elements the patch names come in patch order, the
     document's other elements keep their order, and the two sequences are interleaved by the
     document's order where both are known, a new element going first where it is not.
+
+    Elements live in parallel arrays ("slots"): the document's surviving elements first, in their
+    order, then the elements the patch adds; ``order`` lists slot numbers in result order.
     """
+
+    __slots__ = (
+        "appended",
+        "changes_at",
+        "duplicates",
+        "field",
+        "keys",
+        "order",
+        "original",
+        "origins",
+        "patch_keys",
+        "path",
+        "position",
+        "remerged",
+        "removed",
+        "replaced",
+        "survivors",
+        "values",
+    )
 
     def __init__(
         self, original: list[JSON] | None, patch: list[JSON] | None, field: FieldSchema, path: Path
@@ -463,66 +581,83 @@ class _ListMerge:
         self.path = path
         self.field = field
         self.replaced = False
+        self.duplicates = False
         self.removed: list[int] = []
         self.patch_keys: list[Hashable] = []
         self.appended: list[Hashable] = []
         """Keys of the elements the patch adds, in the order upstream appends them."""
+        self.values: list[JSON] = []
+        self.keys: list[Hashable] = []
+        self.origins: list[int] = []
+        """Index of each slot in the document's list; ``-1`` for an element the patch adds."""
+        self.changes_at: dict[int, list[Change]] = {}
+        """Changes inside a slot's element, with the patch index at the element's place in the path."""
+        self.position: dict[Hashable, int] = {}
+        """The first slot holding each key."""
+        self.remerged: set[int] = set()
+        """Slots several patch elements merged into (their changes may cancel out)."""
         if field.merge_key is None:
-            self.slots = self._merge_primitives(original or [], patch)
+            self._merge_primitives(original or [], patch)
         else:
-            self.slots = self._merge_objects(original or [], patch or [], field.merge_key, field.schema)
+            self._merge_objects(original or [], patch or [], field.merge_key, field.schema)
+        self.order: list[int] = list(range(len(self.values)))
 
-    def _merge_primitives(self, original: list[JSON], patch: list[JSON] | None) -> list[_Slot]:
+    def _add_slot(self, value: JSON, key: Hashable, origin: int) -> None:
+        if key in self.position:
+            self.duplicates = True
+        else:
+            self.position[key] = len(self.values)
+        self.values.append(value)
+        self.keys.append(key)
+        self.origins.append(origin)
+
+    def _merge_primitives(self, original: list[JSON], patch: list[JSON] | None) -> None:
         """Union of the two lists; upstream deduplicates only when there is a patch list."""
-        slots: list[_Slot] = []
-        seen: set[Hashable] = set()
         for index, value in enumerate(original):
             key = _primitive_key(value, (*self.path, index))
-            if key in seen and patch is not None:
+            if key in self.position and patch is not None:
                 self.removed.append(index)
             else:
-                seen.add(key)
-                slots.append(_Slot(value, key, index))
+                self._add_slot(value, key, index)
+        self.survivors = len(self.values)
         for index, value in enumerate(patch or ()):
             key = _primitive_key(value, (*self.path, index))
             self.patch_keys.append(key)
-            if key not in seen:
-                seen.add(key)
+            if key not in self.position:
                 self.appended.append(key)
-                slots.append(_Slot(value, key, None))
-        return slots
+                self._add_slot(value, key, -1)
 
     def _merge_objects(
         self, original: list[JSON], patch: list[JSON], merge_key: str, schema: TypeSchema | None
-    ) -> list[_Slot]:
+    ) -> None:
         plain, doomed = self._split_directives(patch, merge_key)
-        slots: list[_Slot] = [] if self.replaced else self._document_slots(original, merge_key, doomed)
-        position: dict[Hashable, int] = {}
-        for slot_index, slot in enumerate(slots):
-            position.setdefault(slot.key, slot_index)
+        if not self.replaced:
+            for index, element in enumerate(original):
+                key = self._document_key(element, index)
+                if key in doomed:
+                    self.removed.append(index)
+                else:
+                    self._add_slot(element, key, index)
+        self.survivors = len(self.values)
+        position = self.position
         for index, element in plain:
             element_path = (*self.path, index)
             if merge_key not in element:
                 raise _error(element_path, f'element needs the merge key "{merge_key}"')
-            key = _scalar_key(element[merge_key], (*element_path, merge_key))
+            identity = element[merge_key]
+            key = identity if type(identity) is str else _scalar_key(identity, (*element_path, merge_key))
             self.patch_keys.append(key)
             found = position.get(key)
             if found is None:
-                new = _merge_map(None, element, schema, element_path, None)
-                position[key] = len(slots)
                 self.appended.append(key)
-                slots.append(_Slot(new, key, None))
+                self._add_slot(_merge_map(None, element, schema, element_path, None), key, -1)
                 continue
-            slot = slots[found]
-            if slot.origin is None:
-                merged = _merge_map(slot.value, element, schema, element_path, [])
-            else:
-                if slot.changes is None:
-                    slot.changes = []
-                merged = _merge_map(slot.value, element, schema, element_path, slot.changes)
+            if found in self.changes_at:
+                self.remerged.add(found)
+            sink = self.changes_at.setdefault(found, []) if self.origins[found] >= 0 else []
+            merged = _merge_map(self.values[found], element, schema, element_path, sink)
             assert merged is not _DELETED  # list elements carry no map-level $patch
-            slot.value = merged
-        return slots
+            self.values[found] = merged
 
     def _split_directives(
         self, patch: list[JSON], merge_key: str
@@ -535,12 +670,14 @@ class _ListMerge:
         plain: list[tuple[int, dict[str, JSON]]] = []
         doomed: set[Hashable] = set()
         for index, element in enumerate(patch):
-            element_path = (*self.path, index)
             if not isinstance(element, dict):
-                raise _error(element_path, f'elements of a list merged by "{merge_key}" must be objects')
+                raise _error(
+                    (*self.path, index), f'elements of a list merged by "{merge_key}" must be objects'
+                )
             if _DIRECTIVE not in element:
                 plain.append((index, element))
                 continue
+            element_path = (*self.path, index)
             directive = element[_DIRECTIVE]
             if directive == "delete":
                 if merge_key not in element:
@@ -559,28 +696,25 @@ class _ListMerge:
                 )
         return plain, doomed
 
-    def _document_slots(self, original: list[JSON], merge_key: str, doomed: set[Hashable]) -> list[_Slot]:
-        """The document's elements that survive ``$patch: delete``; the others go to ``removed``."""
-        slots: list[_Slot] = []
-        for index, element in enumerate(original):
-            if not isinstance(element, dict):
-                raise _error(
-                    (*self.path, index), f'elements of a list merged by "{merge_key}" must be objects'
-                )
-            key = self._document_key(element)
-            if key in doomed:
-                self.removed.append(index)
-            else:
-                slots.append(_Slot(element, key, index))
-        return slots
+    def _document_key(self, element: JSON, index: int) -> Hashable:
+        """The identity of a document element; one without a usable merge key matches nothing."""
+        merge_key = self.field.merge_key
+        if merge_key is None:
+            return _primitive_key(element, (*self.path, index))
+        if not isinstance(element, dict):
+            raise _error((*self.path, index), f'elements of a list merged by "{merge_key}" must be objects')
+        identity = element.get(merge_key)
+        if type(identity) is str:
+            return identity
+        return _NO_KEY if identity is None else _scalar_key(identity, (*self.path, index, merge_key))
 
     def order_by_patch(self) -> None:
         """``mergeSlice``'s ordering: patch elements by patch order, interleaved with the rest.
 
-        The document order used to interleave is the document's list after ``$patch: delete``.
+        The document order used to interleave is the document's list after ``$patch: delete``,
+        i.e. the surviving slots, whose rank is the first slot holding their key.
         """
-        survivors = [slot.key for slot in sorted(self.slots, key=_origin) if slot.origin is not None]
-        self._order(self.patch_keys, survivors)
+        self._order(self.patch_keys, self.position, self.survivors, sort_others=self.duplicates)
 
     def order_by(self, order_keys: list[Hashable]) -> None:
         """``$setElementOrder``'s ordering: the given keys by rank, interleaved with the rest.
@@ -590,43 +724,38 @@ class _ListMerge:
         slice (of the original length) holds the survivors followed by the first new elements.
         This quirk decides, for example, that a new element goes after a surviving one.
         """
-        original_length = len(self.original or ())
+        original = self.original or []
         if self.replaced:
-            document = [self._document_key(value) for value in self.original or ()]
+            document = [self._document_key(value, index) for index, value in enumerate(original)]
         else:
-            survivors = [slot.key for slot in sorted(self.slots, key=_origin) if slot.origin is not None]
-            document = survivors
+            document = self.keys[: self.survivors]
             if self.field.merge_key is not None and self.removed:
-                document = (survivors + self.appended)[:original_length]
-        self._order(order_keys, document)
+                document = (document + self.appended)[: len(original)]
+        rank: dict[Hashable, int] = {}
+        for key in document:
+            rank.setdefault(key, len(rank))
+        self._order(order_keys, rank, len(rank), sort_others=True)
 
-    def _document_key(self, element: JSON) -> Hashable:
-        """The identity of a document element; one without a usable merge key matches nothing."""
-        merge_key = self.field.merge_key
-        if merge_key is None:
-            return _primitive_key(element, self.path)
-        identity = element.get(merge_key) if isinstance(element, dict) else None
-        return _NO_KEY if identity is None else _scalar_key(identity, self.path)
-
-    def _order(self, wanted: list[Hashable], document: list[Hashable]) -> None:
-        """``normalizeElementOrder`` + ``mergeSortedSlice``."""
+    def _order(
+        self, wanted: list[Hashable], server_rank: dict[Hashable, int], known: int, *, sort_others: bool
+    ) -> None:
+        """``normalizeElementOrder`` + ``mergeSortedSlice``; a server rank below ``known`` is known."""
+        keys = self.keys
         rank: dict[Hashable, int] = {}
         for key in wanted:
             rank.setdefault(key, len(rank))
-        server_rank: dict[Hashable, int] = {}
-        for key in document:
-            server_rank.setdefault(key, len(server_rank))
-        unranked = len(server_rank)
-        named = sorted((slot for slot in self.slots if slot.key in rank), key=lambda slot: rank[slot.key])
-        others = sorted(
-            (slot for slot in self.slots if slot.key not in rank),
-            key=lambda slot: server_rank.get(slot.key, unranked),
-        )
-        ordered: list[_Slot] = []
+        named = [slot for slot in self.order if keys[slot] in rank]
+        if not named:
+            return
+        named.sort(key=lambda slot: rank[keys[slot]])
+        others = [slot for slot in self.order if keys[slot] not in rank]
+        if sort_others:
+            others.sort(key=lambda slot: server_rank.get(keys[slot], known))
+        ordered: list[int] = []
         i = j = 0
         while i < len(others) and j < len(named):
-            right = server_rank.get(named[j].key)
-            if right is not None and server_rank.get(others[i].key, unranked) < right:
+            right = server_rank.get(keys[named[j]], known)
+            if right < known and server_rank.get(keys[others[i]], known) < right:
                 ordered.append(others[i])
                 i += 1
             else:
@@ -634,58 +763,59 @@ class _ListMerge:
                 j += 1
         ordered.extend(others[i:])
         ordered.extend(named[j:])
-        self.slots = ordered
+        self.order = ordered
 
-    def values(self) -> list[JSON]:
-        return [slot.value for slot in self.slots]
+    def result(self) -> list[JSON]:
+        values = self.values
+        return [values[slot] for slot in self.order]
 
     def finish(self, changes: list[Change]) -> list[JSON]:
         """The merged list, recording its changes; the original list itself when nothing changed."""
         original = self.original
         if original is None:
             raise AssertionError("finish() records changes against a document list")
-        slots = self.slots
         if self.replaced:
-            new = self.values()
+            new = self.result()
             if json_equal(new, original):
                 return original
             changes.append(Change("replace", self.path, original, new))
             return new
+        origins = self.origins
+        changes_at = self.changes_at
+        for slot in self.remerged:
+            if origins[slot] >= 0 and json_equal(self.values[slot], original[origins[slot]]):
+                self.values[slot] = original[origins[slot]]  # the patch elements cancelled out
+                del changes_at[slot]
         last = -1
         in_order = True
         touched = bool(self.removed)
-        for slot in slots:
-            if slot.origin is None:
+        for slot in self.order:
+            origin = origins[slot]
+            if origin < 0 or changes_at.get(slot):
                 touched = True
-                continue
-            if slot.origin < last:
-                in_order = False
-            last = slot.origin
-            if slot.changes:
-                touched = True
+            if origin >= 0:
+                if origin < last:
+                    in_order = False
+                last = origin
         if in_order and not touched:
             return original
-        new = self.values()
-        if json_equal(new, original):
-            return original
+        new = self.result()
+        if (self.removed or not in_order) and json_equal(new, original):
+            return original  # say, an element deleted and added back as it was
         if not in_order:
             changes.append(Change("replace", self.path, original, new))
             return new
         for index in sorted(self.removed, reverse=True):
             changes.append(Change("remove", (*self.path, index), original[index], None))
         depth = len(self.path)
-        for index, slot in enumerate(slots):
-            if slot.origin is None:
-                changes.append(Change("add", (*self.path, index), None, slot.value))
-            elif slot.changes:
-                for change in slot.changes:
+        for index, slot in enumerate(self.order):
+            if origins[slot] < 0:
+                changes.append(Change("add", (*self.path, index), None, self.values[slot]))
+            else:
+                for change in changes_at.get(slot, ()):
                     at = (*change.path[:depth], index, *change.path[depth + 1 :])
                     changes.append(Change(change.op, at, change.old, change.new))
         return new
-
-
-def _origin(slot: _Slot) -> int:
-    return -1 if slot.origin is None else slot.origin
 
 
 class _NoKey(Enum):
