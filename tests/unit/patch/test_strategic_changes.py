@@ -170,8 +170,11 @@ CHANGE_CASES: list[tuple[str, TypeSchema, JSON, JSON, list[Change]]] = [
     ids=[case[0] for case in CHANGE_CASES],
 )
 def test_change_records(schema: TypeSchema, original: JSON, patch: JSON, expected: list[Change]) -> None:
-    _, changes = strategic_merge(original, patch, schema)
+    original_before, patch_before = copy.deepcopy(original), copy.deepcopy(patch)
+    result, changes = strategic_merge(original, patch, schema)
     assert changes == expected
+    assert (original, patch) == (original_before, patch_before), "an input was mutated"
+    assert strategic_merge(result, patch, schema) == (result, []), "a second application changed something"
 
 
 def test_unchanged_sub_trees_are_shared_with_the_original() -> None:
