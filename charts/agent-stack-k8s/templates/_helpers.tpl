@@ -1,0 +1,131 @@
+{{/*
+Names. The fullname follows the usual Helm convention (and upstream's chart at HEAD): the release
+name alone when it already contains the chart name, else "<release>-<chart>", cut to 63 characters
+because it ends up in DNS-label fields.
+*/}}
+{{- define "agent-stack-k8s.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "agent-stack-k8s.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "agent-stack-k8s.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every object the chart renders. The pod selector uses only `app` (what upstream uses and
+what utils/log-collector looks for), because a Deployment's selector can never change afterwards.
+*/}}
+{{- define "agent-stack-k8s.selectorLabels" -}}
+app: {{ include "agent-stack-k8s.fullname" . }}
+{{- end }}
+
+{{- define "agent-stack-k8s.labels" -}}
+{{ include "agent-stack-k8s.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "agent-stack-k8s.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ include "agent-stack-k8s.chart" . }}
+{{- end }}
+
+{{/* The Secret holding BUILDKITE_AGENT_TOKEN and BUILDKITE_TOKEN: an existing one, or ours. */}}
+{{- define "agent-stack-k8s.secretName" -}}
+{{- if .Values.agentStackSecret }}
+{{- .Values.agentStackSecret }}
+{{- else }}
+{{- include "agent-stack-k8s.fullname" . }}-secrets
+{{- end }}
+{{- end }}
+
+{{- define "agent-stack-k8s.configMapName" -}}
+{{- include "agent-stack-k8s.fullname" . }}-config
+{{- end }}
+
+{{- define "agent-stack-k8s.policiesConfigMapName" -}}
+{{- if .Values.policiesConfigMap }}
+{{- .Values.policiesConfigMap }}
+{{- else }}
+{{- include "agent-stack-k8s.fullname" . }}-policies
+{{- end }}
+{{- end }}
+
+{{- define "agent-stack-k8s.serviceAccountName" -}}
+{{- if .Values.serviceAccount.name }}
+{{- .Values.serviceAccount.name }}
+{{- else }}
+{{- include "agent-stack-k8s.fullname" . }}-controller
+{{- end }}
+{{- end }}
+
+{{- define "agent-stack-k8s.image" -}}
+{{- if .Values.image }}
+{{- .Values.image }}
+{{- else }}
+{{- printf "ghcr.io/agent-stack-policy/controller:%s" .Chart.AppVersion }}
+{{- end }}
+{{- end }}
+
+{{/* config.prometheus-port as an integer; 0 when unset (metrics off, as in the controller). */}}
+{{- define "agent-stack-k8s.prometheusPort" -}}
+{{- index .Values.config "prometheus-port" | default 0 | int }}
+{{- end }}
+
+{{- define "agent-stack-k8s.podMonitorEnabled" -}}
+{{- if or .Values.metrics.podMonitor.enabled .Values.monitoring.podMonitor.deploy }}true{{ end }}
+{{- end }}
+
+{{/*
+The metadata of an object whose labels and annotations a user may extend through a value such as
+`secretsMetadata`: the chart's labels merged with the user's, the user's annotations (plus `extra`),
+then any other metadata fields the user gave, verbatim. Call with
+(dict "root" $ "name" NAME "namespace" NS "user" USER_METADATA "extraAnnotations" MAP).
+*/}}
+{{- define "agent-stack-k8s.metadata" -}}
+{{- $user := .user | default dict }}
+{{- $labels := merge (dict) (fromYaml (include "agent-stack-k8s.labels" .root)) ($user.labels | default dict) }}
+{{- $annotations := merge (dict) (.extraAnnotations | default dict) ($user.annotations | default dict) -}}
+name: {{ .name }}
+namespace: {{ .namespace }}
+labels:
+  {{- toYaml $labels | nindent 2 }}
+{{- with $annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with omit $user "name" "namespace" "labels" "annotations" }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+One policy file's text, ending in a newline: a string verbatim, a list as one YAML document per item
+(separated by ---), a map as one document.
+*/}}
+{{- define "agent-stack-k8s.policyText" -}}
+{{- $text := "" }}
+{{- if kindIs "string" . }}
+{{- $text = . }}
+{{- else if kindIs "slice" . }}
+{{- $documents := list }}
+{{- range . }}
+{{- $documents = append $documents (toYaml . | trimSuffix "\n") }}
+{{- end }}
+{{- $text = join "\n---\n" $documents }}
+{{- else }}
+{{- $text = toYaml . }}
+{{- end }}
+{{- printf "%s\n" ($text | trimSuffix "\n") }}
+{{- end }}
