@@ -1,0 +1,85 @@
+"""The chart's Role grants exactly ``CONTROLLER_PERMISSIONS``: nothing the controller lacks, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from engine.kube.permissions import CONTROLLER_PERMISSIONS, Permission
+from tests.chart import RELEASE_NAMESPACE, TOKENS, Manifest, objects_of_kind, one_of_kind, render
+
+Grant = tuple[str, str, str]
+
+
+def grants_of_rules(rules: Iterable[Manifest]) -> list[Grant]:
+    """Every (api group, resource, verb) a list of RBAC rules grants, duplicates kept."""
+    grants: list[Grant] = []
+    for rule in rules:
+        assert set(rule) == {"apiGroups", "resources", "verbs"}, f"unexpected rule fields: {rule}"
+        grants += [(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]]
+    return grants
+
+
+def grants_of_permissions(permissions: Iterable[Permission]) -> list[Grant]:
+    return [(p.api_group, p.resource, verb) for p in permissions for verb in p.verbs]
+
+
+def test_role_rules_equal_controller_permissions_exactly() -> None:
+    role = one_of_kind(render(), "Role")
+    granted = grants_of_rules(role["rules"])
+    assert len(granted) == len(set(granted)), "a grant is repeated"
+    assert sorted(granted) == sorted(grants_of_permissions(CONTROLLER_PERMISSIONS))
+
+
+def test_rules_hold_no_wildcards_and_only_namespaced_kinds() -> None:
+    manifests = render()
+    assert objects_of_kind(manifests, "ClusterRole") == []
+    assert objects_of_kind(manifests, "ClusterRoleBinding") == []
+    for group, resource, verb in grants_of_rules(one_of_kind(manifests, "Role")["rules"]):
+        assert "*" not in (group, resource, verb)
+
+
+def test_role_is_bound_to_the_controller_service_account() -> None:
+    manifests = render()
+    role = one_of_kind(manifests, "Role")
+    binding = one_of_kind(manifests, "RoleBinding")
+    account = one_of_kind(manifests, "ServiceAccount")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": RELEASE_NAMESPACE}
+    ]
+    pod = one_of_kind(manifests, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+
+
+def test_extra_namespaces_get_the_same_role_bound_to_the_same_account() -> None:
+    manifests = render(set_args=(*TOKENS, "--set", "rbac.extraNamespaces={jobs-a,jobs-b}"))
+    roles = {r["metadata"]["namespace"]: r for r in objects_of_kind(manifests, "Role")}
+    bindings = {b["metadata"]["namespace"]: b for b in objects_of_kind(manifests, "RoleBinding")}
+    assert sorted(roles) == sorted(bindings) == sorted([RELEASE_NAMESPACE, "jobs-a", "jobs-b"])
+    expected = sorted(grants_of_permissions(CONTROLLER_PERMISSIONS))
+    for namespace, role in roles.items():
+        assert sorted(grants_of_rules(role["rules"])) == expected, namespace
+        assert bindings[namespace]["subjects"] == bindings[RELEASE_NAMESPACE]["subjects"]
+
+
+def test_listing_the_release_namespace_again_renders_it_once() -> None:
+    manifests = render(set_args=(*TOKENS, "--set", f"rbac.extraNamespaces={{{RELEASE_NAMESPACE}}}"))
+    assert len(objects_of_kind(manifests, "Role")) == 1
+
+
+def test_rbac_can_be_left_to_the_cluster_admin() -> None:
+    manifests = render(set_args=(*TOKENS, "--set", "rbac.create=false"))
+    assert objects_of_kind(manifests, "Role") == objects_of_kind(manifests, "RoleBinding") == []
+
+
+def test_existing_service_account_is_used_not_created() -> None:
+    manifests = render(
+        set_args=(*TOKENS, "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=builder")
+    )
+    assert objects_of_kind(manifests, "ServiceAccount") == []
+    assert one_of_kind(manifests, "RoleBinding")["subjects"][0]["name"] == "builder"
+    assert one_of_kind(manifests, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "builder"
