@@ -17,6 +17,7 @@ from engine import __version__
 from engine.core.compiler import PolicyError
 from engine.core.evaluate import evaluate
 from engine.inputs import InputError, load_config_file, load_job_file
+from engine.lint import LintError, lint_pipeline
 from engine.policy.loader import load_policies
 from engine.render import render_denials, render_explain, render_manifest, render_warnings
 
@@ -104,6 +105,21 @@ def validate_command(
     except PolicyError as exc:
         raise _fail(exc.problems) from None
     typer.echo(f"{len(policies)} policies OK")
+
+
+@app.command("lint")
+def lint_command(
+    file: Annotated[Path, typer.Argument(help="A pipeline YAML file whose kubernetes plugins to check.")],
+) -> None:
+    """Check a pipeline's kubernetes plugin blocks against schema/pipeline.schema.json (exit 0/1/2)."""
+    try:
+        result = lint_pipeline(file)
+    except LintError as exc:
+        raise _fail([str(exc)]) from None
+    stream = sys.stdout if result.ok else sys.stderr
+    for line in result.render():
+        stream.write(line + "\n")
+    raise typer.Exit(result.exit_code)
 
 
 @app.command("version")

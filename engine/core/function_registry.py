@@ -9,8 +9,10 @@ looks like stays in the policies.
 from __future__ import annotations
 
 import json
+import math
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 from engine.core.expressions import HelperRegistry
@@ -18,6 +20,7 @@ from engine.core.functions.interposer import interpose
 from engine.core.functions.labels import is_label_key, is_label_value
 from engine.core.functions.shellquote import shell_join, shell_quote
 from engine.model.jsonvalue import JSON
+from engine.model.quantity import parse_quantity
 
 ROLE_KEY = "$role"
 """Engine-reserved key marking a container's role while a Job is built; stripped from the result."""
@@ -111,6 +114,35 @@ def to_json(value: JSON) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+_QUANTITY_SCALE = {
+    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": Fraction(1),
+    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
+    "P": Fraction(10**15), "E": Fraction(10**18), "Ki": Fraction(2**10), "Mi": Fraction(2**20),
+    "Gi": Fraction(2**30), "Ti": Fraction(2**40), "Pi": Fraction(2**50), "Ei": Fraction(2**60),
+}  # fmt: skip
+
+
+def _quantity(value: str | int | float) -> Fraction:
+    """The exact value of a Kubernetes quantity (validated by the same parser the config uses)."""
+    canonical = parse_quantity(value)
+    number = canonical.rstrip("numkKMGTPEi")
+    suffix = canonical[len(number) :]
+    if "e" in number.lower():
+        mantissa, _, exponent = number.lower().partition("e")
+        return Fraction(mantissa) * Fraction(10) ** int(exponent)
+    return Fraction(number) * _QUANTITY_SCALE[suffix]
+
+
+def quantity_bytes(value: str | int | float) -> int:
+    """A memory-style quantity in whole units, rounded up (``1Gi`` → 1073741824)."""
+    return math.ceil(_quantity(value))
+
+
+def quantity_millis(value: str | int | float) -> int:
+    """A CPU-style quantity in thousandths, rounded up (``1.5`` → 1500, ``250m`` → 250)."""
+    return math.ceil(_quantity(value) * 1000)
+
+
 def path_dir(path: str) -> str:
     return posixpath.dirname(path)
 
@@ -140,6 +172,8 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "lookup": lookup,
     "roleOf": role_of,
     "nonEmpty": non_empty,
+    "quantityBytes": quantity_bytes,
+    "quantityMillis": quantity_millis,
     "toJson": to_json,
     "pathDir": path_dir,
     "pathJoin": path_join,
