@@ -407,3 +407,32 @@ def test_upstream_monitoring_keys_enable_the_pod_monitor() -> None:
 def test_metrics_objects_without_a_metrics_port_are_refused(switch: str) -> None:
     error = template_error(set_args=(*TOKENS, "--set", "config.prometheus-port=0", "--set", switch))
     assert "prometheus-port > 0" in error
+
+
+# --- NOTES ----------------------------------------------------------------------------------------
+
+
+def install_notes(*set_args: str) -> str:
+    """The NOTES helm prints after an install (client-side dry run: no cluster needed)."""
+    result = run_helm(
+        ["install", RELEASE, str(CHART_DIR), "--dry-run=client", "--namespace", RELEASE_NAMESPACE, *set_args]
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_warn_about_a_jobs_namespace_without_rbac_until_it_is_listed() -> None:
+    elsewhere = ("--set", "config.namespace=buildkite-jobs", "--set", "config.org=acme")
+    warned = install_notes(*TOKENS, *elsewhere)
+    assert "WARNING: config.namespace is buildkite-jobs" in warned
+    listed = install_notes(*TOKENS, *elsewhere, "--set", "rbac.extraNamespaces={buildkite-jobs}")
+    assert "WARNING: config.namespace" not in listed
+    assert "-n buildkite-jobs" in listed
+
+
+def test_notes_warn_about_missing_org_and_placeholder_image() -> None:
+    notes = install_notes(*TOKENS)
+    assert "config.org is empty" in notes
+    assert "image is not set" in notes
+    configured = install_notes(*TOKENS, "--set", "config.org=acme", "--set", "image=registry.example.com/c:1")
+    assert "WARNING" not in configured
