@@ -1,0 +1,1 @@
+"""Integration tests of the Kubernetes adapters and the watchers against the real control plane."""
