@@ -335,9 +335,12 @@ def _key(alias: str, default: Any, description: str, *, env: bool = False, **con
     )
 
 
+_ENV_OVERRIDES = {"id": "BUILDKITE_K8S_STACK_CONTROLLER_ID"}  # upstream's name; a bare ID would clash
+
+
 def env_var_name(key: str) -> str:
     """The environment variable for a flag key: ``max-in-flight`` → ``MAX_IN_FLIGHT``."""
-    return key.upper().replace("-", "_")
+    return _ENV_OVERRIDES.get(key, key.upper().replace("-", "_"))
 
 
 class _Block(BaseModel):
@@ -611,6 +614,15 @@ class ControllerConfig(_Block):
         30.0,
         "Time after Job start with no pod before the Job counts as stalled; 0 means immediately.",
         env=True,
+    )
+    id: str = _key(
+        "id",
+        "",
+        "This controller's ID: the buildkite.com/controller-id label on its Jobs, which it watches by. "
+        "Empty means one derived from the namespace and queue. A valid label value (63 characters).",
+        env=True,
+        max_length=63,
+        pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$",
     )
     prohibit_kubernetes_plugin: bool = _key(
         "prohibit-kubernetes-plugin", False, "Fail every job that uses the kubernetes plugin.", env=True

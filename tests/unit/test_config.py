@@ -74,6 +74,7 @@ DEFAULTS = {
     "image-pull-backoff-grace-period": "30s",
     "job-cancel-checker-poll-interval": "5s",
     "empty-job-grace-period": "30s",
+    "id": "",
     "prohibit-kubernetes-plugin": False,
     "pod-pending-timeout": "15m0s",
     "default-termination-grace-period-seconds": 60,
@@ -143,6 +144,7 @@ def test_upstream_example_decodes_to_exactly_these_values() -> None:
         "graphql-endpoint": "http://graphql.buildkite.localhost/v1",
         "cluster-uuid": "beefcafe-abbe-baba-abba-deedcedecade",
         "tags": ["queue=my-queue", "priority=high"],
+        "id": "",
         "prohibit-kubernetes-plugin": True,
         "workspace-volume": UPSTREAM_WORKSPACE_VOLUME,
         "agent-config": {"endpoint": "http://agent.buildkite.localhost/v3"},
@@ -533,9 +535,10 @@ def test_flag_beats_env_beats_file_beats_default() -> None:
     )
 
 
-def test_env_names_are_upper_snake_case_without_prefix() -> None:
+def test_env_names_are_upper_snake_case_without_prefix_except_the_id() -> None:
     assert sorted(env_var_name(key) for key in FLAG_KEYS) == [
         "AGENT_TOKEN_SECRET",
+        "BUILDKITE_K8S_STACK_CONTROLLER_ID",
         "BUILDKITE_TOKEN",
         "CLUSTER_UUID",
         "DEBUG",
@@ -658,6 +661,7 @@ def test_expression_view_of_the_defaults() -> None:
         "imagePullBackoffGracePeriod": 30.0,
         "jobCancelCheckerPollInterval": 5.0,
         "emptyJobGracePeriod": 30.0,
+        "id": "",
         "prohibitKubernetesPlugin": False,
         "podPendingTimeout": 900.0,
         "defaultTerminationGracePeriodSeconds": 60,

