@@ -102,5 +102,6 @@ def test_undecodable_kubernetes_plugin_names_the_field() -> None:
     assert facts.kubernetes is None
     assert facts.has_kubernetes
     assert facts.kubernetes_error == (
-        "failed parsing Kubernetes plugin: podSpec.containers[0].env[0].value: expected a string, got the number 0"
+        "failed parsing Kubernetes plugin: "
+        "podSpec.containers[0].env[0].value: expected a string, got the number 0"
     )
