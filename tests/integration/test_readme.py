@@ -1,0 +1,68 @@
+"""The README's commands work verbatim on this checkout (CI runs this on a fresh clone)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
+CACHE_BIN = Path(os.environ.get("AGENT_STACK_CACHE", Path.home() / ".cache" / "agent-stack-policy")) / "bin"
+
+
+def _run(command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_setup_command_installs_and_dry_runs_the_example() -> None:
+    setup = BLOCKS[0].strip()
+    assert setup.startswith("./scripts/install.sh && ")
+    result = _run(setup)
+    assert result.returncode == 0, result.stderr
+    job = yaml.safe_load(result.stdout)
+    assert job["apiVersion"] == "batch/v1"
+    assert job["kind"] == "Job"
+
+
+def test_test_command_is_what_ci_runs() -> None:
+    assert BLOCKS[1].strip() == "./scripts/test.sh"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "exec ./scripts/test.sh" in ci
+
+
+def test_helm_install_command_renders() -> None:
+    helm = shutil.which("helm") or str(CACHE_BIN / "helm")
+    if not Path(helm).exists():
+        if os.environ.get("REQUIRE_KUBE") == "1":
+            pytest.fail("helm is missing: run scripts/install-helm.sh")
+        pytest.skip("helm is missing: run scripts/install-helm.sh")
+    [install] = [b for b in BLOCKS if b.startswith("helm install")]
+    command = install.strip().replace("helm install", f"{helm} template", 1).replace("--create-namespace", "")
+    result = _run(
+        command, {"BUILDKITE_AGENT_TOKEN": "agent-token", "BUILDKITE_GRAPHQL_TOKEN": "graphql-token"}
+    )
+    assert result.returncode == 0, result.stderr
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
+    assert {"Deployment", "ConfigMap", "Secret", "Role"} <= kinds
+
+
+def test_policy_example_in_the_readme_is_valid(tmp_path: Path) -> None:
+    [policy] = re.findall(r"```yaml\n# my-policies/gpu.yaml\n(.*?)```", README, flags=re.DOTALL)
+    (tmp_path / "gpu.yaml").write_text(policy, encoding="utf-8")
+    result = _run(f".venv/bin/engine validate {tmp_path}")
+    assert result.returncode == 0, result.stderr
