@@ -1,0 +1,251 @@
+"""Scheduler: evaluate with the policies, then create the Job or fail the Buildkite job (§3.2, §4.6)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from engine.buildkite.agent_api import AgentAPI
+from engine.controller.failer import JobFailer
+from engine.controller.metrics import ControllerMetrics
+from engine.controller.pipeline import DuplicateJobError, JobNotCreatedError, PendingJob
+from engine.controller.policy_store import PolicyStore
+from engine.controller.scheduler import CHANGED_BY_ANNOTATION, Scheduler
+from engine.core.compiler import PolicySet
+from engine.core.evaluate import evaluate
+from engine.kube.errors import AlreadyExistsError, InvalidObjectError, KubeAPIError
+from engine.kube.labels import CONTROLLER_ID_LABEL
+from engine.model.config import ControllerConfig, parse_config
+from engine.model.job import parse_job
+from engine.policy.loader import load_policies
+from tests.fakes.buildkite import FakeBuildkite
+from tests.unit.controller.builders import sample
+from tests.unit.controller.fakes import JobStore, SecretStore
+
+NAMESPACE = "buildkite"
+CONTROLLER_ID = "buildkite.kubernetes"
+DENY_POLICY = """\
+apiVersion: policy.agent-stack.dev/v1
+kind: Policy
+metadata: {name: no-main-deploys}
+spec:
+  phase: enforce
+  rules:
+  - name: no-deploys
+    deny:
+      when: job.command.startsWith("deploy")
+      message: "deploying from ${{ tags.queue }} is not allowed"
+"""
+
+
+@pytest.fixture(scope="module")
+def default_policies() -> PolicySet:
+    return load_policies([])
+
+
+@pytest.fixture(scope="module")
+def deny_policies(tmp_path_factory: pytest.TempPathFactory) -> PolicySet:
+    directory = tmp_path_factory.mktemp("policies")
+    (directory / "90-deny.yaml").write_text(DENY_POLICY)
+    return load_policies([directory])
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBuildkite]:
+    async with FakeBuildkite() as server:
+        yield server
+
+
+@pytest.fixture
+def config(fake: FakeBuildkite) -> ControllerConfig:
+    return parse_config({"namespace": NAMESPACE, "agent-config": {"endpoint": fake.agent_url}}, "test")
+
+
+@pytest.fixture
+def jobs() -> JobStore:
+    return JobStore()
+
+
+@pytest.fixture
+def metrics() -> ControllerMetrics:
+    return ControllerMetrics()
+
+
+def scheduler(
+    fake: FakeBuildkite,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    policies: PolicySet,
+) -> Scheduler:
+    secrets = SecretStore({(NAMESPACE, config.agent_token_secret): fake.agent_token})
+    failer = JobFailer(secrets, AgentAPI(fake.agent_url, retry_scale=0.0), config)
+    return Scheduler(jobs, failer, PolicyStore(policies), config, CONTROLLER_ID, metrics)
+
+
+def pending_for(fake: FakeBuildkite, uuid: str) -> PendingJob:
+    node = fake.job(uuid).node
+    now = asyncio.get_running_loop().time()
+    return PendingJob(uuid, node, tuple(node["agentQueryRules"]), now, now + 10)
+
+
+async def test_an_admitted_job_becomes_the_job_the_policies_built(
+    fake: FakeBuildkite,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+) -> None:
+    uuid = fake.add_job(command="make test")
+    await scheduler(fake, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+
+    decision = evaluate(default_policies, parse_job(fake.job(uuid).node), config.expression_view())
+    [created] = jobs.created
+    assert created["metadata"]["name"] == f"buildkite-{uuid}"
+    assert created["metadata"]["namespace"] == NAMESPACE
+    assert created["metadata"]["labels"] == {
+        **decision.manifest["metadata"]["labels"],
+        CONTROLLER_ID_LABEL: CONTROLLER_ID,
+    }
+    assert created["spec"]["template"]["metadata"]["labels"][CONTROLLER_ID_LABEL] == CONTROLLER_ID
+    assert created["spec"]["template"]["spec"] == decision.manifest["spec"]["template"]["spec"]
+    changed_by = created["metadata"]["annotations"][CHANGED_BY_ANNOTATION].split(",")
+    assert changed_by[0] == "job-metadata"
+    assert set(changed_by) == {record.policy for record in decision.trace}
+    assert CONTROLLER_ID_LABEL not in decision.manifest["metadata"]["labels"]  # the decision is untouched
+    assert fake.job(uuid).state == "SCHEDULED"
+    assert sample(metrics, "buildkite_scheduler_job_create_success_total") == 1
+    assert sample(metrics, "buildkite_job_end_to_end_seconds_count") == 1
+    assert sample(metrics, "buildkite_engine_evaluation_seconds_count") == 1
+
+
+async def test_a_denied_job_is_failed_with_the_policy_message(
+    fake: FakeBuildkite,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    deny_policies: PolicySet,
+) -> None:
+    uuid = fake.add_job(command="deploy production")
+    with pytest.raises(JobNotCreatedError) as raised:
+        await scheduler(fake, config, jobs, metrics, deny_policies).handle(pending_for(fake, uuid))
+    assert raised.value.reason == "denied"
+    assert jobs.created == []
+    job = fake.job(uuid)
+    assert (job.state, job.exit_status, job.log) == (
+        "FINISHED",
+        "1",
+        "deploying from kubernetes is not allowed",
+    )
+    labels = {"policy": "no-main-deploys", "rule": "no-deploys", "kind": "deny"}
+    assert sample(metrics, "buildkite_engine_denials_total", **labels) == 1
+    assert sample(metrics, "buildkite_scheduler_jobs_failed_on_buildkite_total") == 1
+
+
+async def test_unparseable_plugins_fail_the_job_with_upstreams_message(
+    fake: FakeBuildkite,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+) -> None:
+    uuid = fake.add_job(plugins="[{not json")
+    with pytest.raises(JobNotCreatedError):
+        await scheduler(fake, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+    log = fake.job(uuid).log
+    assert log.startswith("agent-stack-k8s failed to parse the job: failed parsing plugins: ")
+    assert fake.job(uuid).state == "FINISHED"
+    assert jobs.created == []
+
+
+async def test_a_job_document_that_is_not_a_job_is_failed_as_unparseable(
+    fake: FakeBuildkite,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+) -> None:
+    uuid = fake.add_job()
+    job = pending_for(fake, uuid)
+    broken = PendingJob(uuid, {**job.node, "env": ["NO_EQUALS_SIGN"]}, job.agent_query_rules, 0.0, 10.0)
+    with pytest.raises(JobNotCreatedError) as raised:
+        await scheduler(fake, config, jobs, metrics, default_policies).handle(broken)
+    assert raised.value.reason == "parse_error"
+    assert fake.job(uuid).log.startswith("agent-stack-k8s failed to parse the job: env")
+    assert jobs.created == []
+
+
+async def test_an_existing_job_is_a_duplicate_and_the_buildkite_job_is_left_alone(
+    fake: FakeBuildkite,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+) -> None:
+    uuid = fake.add_job()
+    jobs.next_error = AlreadyExistsError("exists", status=409, reason="AlreadyExists")
+    with pytest.raises(DuplicateJobError):
+        await scheduler(fake, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+    assert fake.job(uuid).state == "SCHEDULED"
+    assert fake.agent_requests() == []
+    assert sample(metrics, "buildkite_scheduler_job_create_errors_total", reason="already_exists") == 1
+
+
+async def test_an_invalid_job_fails_the_buildkite_job_with_the_api_message(
+    fake: FakeBuildkite,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+) -> None:
+    uuid = fake.add_job()
+    api_message = (
+        f'Job.batch "buildkite-{uuid}" is invalid: spec.template.spec.containers[0].image: Required value'
+    )
+    jobs.next_error = InvalidObjectError(api_message, status=422, reason="Invalid")
+    with pytest.raises(JobNotCreatedError) as raised:
+        await scheduler(fake, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+    assert raised.value.reason == "invalid"
+    assert fake.job(uuid).log == f"Kubernetes rejected the podSpec built by agent-stack-k8s: {api_message}"
+    assert sample(metrics, "buildkite_scheduler_job_create_errors_total", reason="invalid") == 1
+
+
+async def test_other_create_errors_are_raised_for_a_later_retry(
+    fake: FakeBuildkite,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+) -> None:
+    uuid = fake.add_job()
+    jobs.next_error = KubeAPIError("jobs is forbidden", status=403, reason="Forbidden")
+    target = scheduler(fake, config, jobs, metrics, default_policies)
+    with pytest.raises(KubeAPIError):
+        await target.handle(pending_for(fake, uuid))
+    assert fake.job(uuid).state == "SCHEDULED"
+    assert fake.agent_requests() == []
+    assert sample(metrics, "buildkite_scheduler_job_create_errors_total", reason="Forbidden") == 1
+    await target.handle(pending_for(fake, uuid))  # the retry on a later poll
+    assert len(jobs.created) == 1
+
+
+async def test_each_job_uses_the_policy_set_current_when_it_starts(
+    fake: FakeBuildkite,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+    deny_policies: PolicySet,
+) -> None:
+    secrets = SecretStore({(NAMESPACE, config.agent_token_secret): fake.agent_token})
+    store = PolicyStore(default_policies)
+    failer = JobFailer(secrets, AgentAPI(fake.agent_url, retry_scale=0.0), config)
+    target = Scheduler(jobs, failer, store, config, CONTROLLER_ID, metrics)
+    first, second = fake.add_job(command="deploy a"), fake.add_job(command="deploy b")
+    await target.handle(pending_for(fake, first))
+    store.replace(deny_policies)
+    with pytest.raises(JobNotCreatedError):
+        await target.handle(pending_for(fake, second))
+    assert [job["metadata"]["name"] for job in jobs.created] == [f"buildkite-{first}"]
