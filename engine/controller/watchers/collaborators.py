@@ -1,0 +1,109 @@
+"""What the watchers need from the rest of the controller, stated as small protocols.
+
+The watchers are written against these rather than the concrete classes so that each one depends
+only on the calls it makes (``KubeClient``, ``JobFailer``, ``BuildkiteGraphQL`` and
+``ControllerConfig`` satisfy them), and so unit tests can hand them plain fakes of collaborators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from engine.model.jsonvalue import JSONObject
+
+FailOutcome = Literal["failed", "rejected", "error"]
+"""What failing a Buildkite job came to (see ``engine.controller.failer``)."""
+
+Clock = Callable[[], datetime]
+"""Returns the current time as an aware UTC datetime."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobFailer(Protocol):
+    """Acquire-and-fail a Buildkite job (``engine.controller.failer.JobFailer``)."""
+
+    async def fail(
+        self, uuid: str, tags: Sequence[str], message: str, *, namespace: str | None = None
+    ) -> FailOutcome: ...
+
+
+_log = logging.getLogger(__name__)
+
+
+async def fail_safely(
+    failer: JobFailer, uuid: str, tags: Sequence[str], message: str, namespace: str | None
+) -> FailOutcome:
+    """``failer.fail``, with an unexpected exception turned into ``"error"`` (and logged), so a watcher
+    always gets an outcome to count."""
+    try:
+        return await failer.fail(uuid, tags, message, namespace=namespace)
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        _log.error(
+            "failing Buildkite job %s raised: %s", uuid, " ".join(str(error).split()) or type(error).__name__
+        )
+        return "error"
+
+
+class BuildkiteJobs(Protocol):
+    """The GraphQL calls the pod watcher makes (``engine.buildkite.graphql.BuildkiteGraphQL``)."""
+
+    async def job_state(self, uuid: str) -> str | None: ...
+
+    async def cancel_job(self, job_id: str, client_mutation_id: str) -> None: ...
+
+
+class JobDeadlines(Protocol):
+    """The one Kubernetes call the completions watcher makes (``KubeClient``)."""
+
+    async def set_job_active_deadline(
+        self, name: str, seconds: int, namespace: str | None = None
+    ) -> None: ...
+
+
+class JobsAPI(JobDeadlines, Protocol):
+    """The Kubernetes calls the job watcher makes (``KubeClient``)."""
+
+    async def get_job(self, name: str, namespace: str | None = None) -> JSONObject | None: ...
+
+    async def events_table(self, kind: str, name: str, namespace: str | None = None) -> str: ...
+
+
+class PodsAPI(Protocol):
+    """The Kubernetes calls the pod watcher makes (``KubeClient``)."""
+
+    async def evict_pod(self, pod: Mapping[str, Any]) -> None: ...
+
+    async def delete_pod(
+        self, name: str, namespace: str | None = None, grace_period_seconds: int | None = 0
+    ) -> None: ...
+
+    async def events_table(self, kind: str, name: str, namespace: str | None = None) -> str: ...
+
+
+class JobWatcherConfig(Protocol):
+    """Settings the job watcher reads (``ControllerConfig``); durations in seconds."""
+
+    @property
+    def empty_job_grace_period(self) -> float: ...
+
+
+class PodWatcherConfig(Protocol):
+    """Settings the pod watcher reads (``ControllerConfig``); durations in seconds."""
+
+    @property
+    def image_pull_backoff_grace_period(self) -> float: ...
+
+    @property
+    def job_cancel_checker_poll_interval(self) -> float: ...
+
+    @property
+    def pod_pending_timeout(self) -> float: ...

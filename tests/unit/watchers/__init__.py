@@ -1,0 +1,1 @@
+"""Unit tests of the watchers, with fakes for their collaborators."""
