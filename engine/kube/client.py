@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
@@ -98,7 +99,7 @@ def load_api_client(
             k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=str(default), client_configuration=configuration
             )
-    except (ConfigException, OSError, ValueError, TypeError) as error:
+    except (ConfigException, OSError, ValueError, TypeError, yaml.YAMLError) as error:
         where = explicit or "the in-cluster service account"
         detail = " ".join(str(error).split()) or type(error).__name__
         raise KubeConfigError(f"cannot load Kubernetes configuration from {where}: {detail}") from None
@@ -206,7 +207,7 @@ class KubeClient:
         try:
             events = await self.list_events(kind, name, namespace)
         except KubeError as error:
-            _log.warning("could not list events", extra={"kind": kind, "object": name, "error": str(error)})
+            _log.warning("could not list events for %s %s: %s", kind, name, error)
             return f"Couldn't get events for {kind.lower()} {name}: {error}"
         return render_events(events)
 

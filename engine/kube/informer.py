@@ -202,17 +202,14 @@ class Informer:
                         self.stats.errors += 1
                         delay = self._backoff.next_delay()
                         _log.warning(
-                            "informer list failed; retrying",
-                            extra={"informer": self.name, "error": str(error), "retry_in": round(delay, 2)},
+                            "informer %s: list failed, retrying in %.1fs: %s", self.name, delay, error
                         )
                         await asyncio.sleep(delay)
                         continue
                 outcome = await self._watch()
                 if outcome is _Outcome.EXPIRED:
                     self.stats.expired += 1
-                    _log.info(
-                        "watch resource version expired (410 Gone); relisting", extra={"informer": self.name}
-                    )
+                    _log.info("informer %s: resume point expired (410 Gone); relisting", self.name)
                     self._resource_version = None
                 elif outcome is _Outcome.FAILED:
                     self.stats.errors += 1
@@ -269,7 +266,7 @@ class Informer:
         self._resource_version = resource_version
         self._backoff.reset()
         self._synced.set()
-        _log.debug("informer listed", extra={"informer": self.name, "objects": len(items)})
+        _log.debug("informer %s: listed %d objects at %s", self.name, len(items), resource_version)
 
     # ---- watch ------------------------------------------------------------------------------------
 
@@ -317,10 +314,10 @@ class Informer:
         if end.error is not None:
             if end.error.status == 410:
                 return _Outcome.EXPIRED
-            _log.warning("watch failed", extra={"informer": self.name, "error": str(end.error)})
+            _log.warning("informer %s: watch failed: %s", self.name, end.error)
             return _Outcome.FAILED
         if received == 0 and seconds < _SHORT_WATCH_SECONDS and not self._watch_timeout_seconds:
-            _log.warning("watch ended at once without events", extra={"informer": self.name})
+            _log.warning("informer %s: watch ended at once without events", self.name)
             return _Outcome.FAILED
         self._backoff.reset()
         return _Outcome.ENDED
@@ -332,12 +329,10 @@ class Informer:
             if int_at(obj, "code") == 410:
                 return _Outcome.EXPIRED
             _log.warning(
-                "watch reported an error",
-                extra={
-                    "informer": self.name,
-                    "code": int_at(obj, "code"),
-                    "error": string_at(obj, "message"),
-                },
+                "informer %s: watch reported error %d: %s",
+                self.name,
+                int_at(obj, "code"),
+                string_at(obj, "message"),
             )
             return _Outcome.FAILED
         resource_version = resource_version_of(obj)
@@ -357,9 +352,7 @@ class Informer:
             self._store.pop(key, None)
             self._emit("deleted", obj, previous, initial=False)
         else:
-            _log.warning(
-                "ignoring a watch event of unknown type", extra={"informer": self.name, "type": event.type}
-            )
+            _log.warning("informer %s: ignoring a watch event of unknown type %r", self.name, event.type)
         if resource_version:
             self._resource_version = resource_version
         return None
@@ -371,7 +364,4 @@ class Informer:
             try:
                 handler(event)
             except Exception:
-                _log.exception(
-                    "informer event handler failed",
-                    extra={"informer": self.name, "event": kind, "object": _key(obj)},
-                )
+                _log.exception("informer %s: handler failed on %s %s", self.name, kind, _key(obj))

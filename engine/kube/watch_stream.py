@@ -54,9 +54,7 @@ def _decode(line: bytes) -> StreamEvent | None:
     try:
         data = json.loads(line)
     except ValueError:
-        _log.warning(
-            "ignoring a watch line that is not JSON", extra={"line": line[:200].decode("utf-8", "replace")}
-        )
+        _log.warning("ignoring a watch line that is not JSON: %s", line[:200].decode("utf-8", "replace"))
         return None
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         return None

@@ -39,9 +39,9 @@ class BackgroundTasks:
         error = task.exception()
         if error is not None:
             _log.error(
-                "background work failed: %s",
+                "%s failed: %s",
+                task.get_name(),
                 " ".join(str(error).split()) or type(error).__name__,
-                extra={"task": task.get_name()},
                 exc_info=error,
             )
 

@@ -155,7 +155,10 @@ class JobWatcher:
         try:
             while True:
                 await asyncio.sleep(self._check_interval)
-                self.check_stalled()
+                try:
+                    self.check_stalled()
+                except Exception:  # a bug in one scan must not stop the next ones
+                    _log.exception("scan failed")
         finally:
             await self._tasks.cancel_all()
 

@@ -150,7 +150,10 @@ class PodWatcher:
         try:
             while True:
                 await asyncio.sleep(self._check_interval)
-                self.check_pods()
+                try:
+                    self.check_pods()
+                except Exception:  # a bug in one scan must not stop the next ones
+                    _log.exception("scan failed")
         finally:
             for uuid in list(self._cancel_checkers):
                 self._stop_cancel_checker(uuid)
