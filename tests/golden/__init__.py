@@ -1,0 +1,122 @@
+"""Golden fixtures: Buildkite jobs and the exact Kubernetes Jobs (or denials) they must produce.
+
+Each directory ``NN-name/`` holds ``job.json`` (the job as Buildkite's GraphQL API returns it), an
+optional ``config.yaml`` (controller config) and ``policies/`` (policies after the defaults), and
+either ``expected.yaml`` (the exact Job) or ``expected-denial.txt`` (the exact stderr). An admitted
+fixture may add ``expected-warnings.txt``; without it ``engine test`` must print nothing on stderr.
+
+The expectations were derived from agent-stack-k8s v0.20.2 (``agent-stack-k8s-behaviour.md`` and the
+upstream source) with its [BUG]s fixed as later releases fixed them, never copied from this engine's
+output. ``<stack-version>`` in an expected value stands for ``engine.__version__``, so a release does
+not rewrite every golden file.
+
+This module loads the fixtures for ``tests/test_golden.py`` and the server-side validation test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine import __version__
+
+GOLDEN_DIR = Path(__file__).resolve().parent
+STACK_VERSION_PLACEHOLDER = "<stack-version>"
+
+
+@dataclass(frozen=True)
+class GoldenFixture:
+    """One fixture directory, with the paths ``engine test`` takes and what it must produce."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def job(self) -> Path:
+        return self.path / "job.json"
+
+    @property
+    def config(self) -> Path | None:
+        config = self.path / "config.yaml"
+        return config if config.is_file() else None
+
+    @property
+    def policies(self) -> Path | None:
+        policies = self.path / "policies"
+        return policies if policies.is_dir() else None
+
+    @property
+    def expected_manifest_path(self) -> Path:
+        return self.path / "expected.yaml"
+
+    @property
+    def expected_denial_path(self) -> Path:
+        return self.path / "expected-denial.txt"
+
+    @property
+    def is_denial(self) -> bool:
+        return self.expected_denial_path.is_file()
+
+    def cli_args(self) -> list[str]:
+        """Arguments for ``engine test`` (JSON output, so no YAML round trip hides a type)."""
+        args = ["test", "--job", str(self.job), "-o", "json"]
+        if self.config is not None:
+            args += ["--config", str(self.config)]
+        if self.policies is not None:
+            args.append(str(self.policies))
+        return args
+
+    def expected_manifest(self) -> dict[str, Any]:
+        """The expected Job with the stack version filled in."""
+        manifest = yaml.safe_load(self.expected_manifest_path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError(f"{self.expected_manifest_path}: expected a YAML map")
+        filled = with_stack_version(manifest)
+        assert isinstance(filled, dict)
+        return filled
+
+    def expected_denial(self) -> str:
+        return self.expected_denial_path.read_text(encoding="utf-8")
+
+    def expected_warnings(self) -> str:
+        warnings = self.path / "expected-warnings.txt"
+        return warnings.read_text(encoding="utf-8") if warnings.is_file() else ""
+
+    def job_document(self) -> dict[str, Any]:
+        document = json.loads(self.job.read_text(encoding="utf-8"))
+        assert isinstance(document, dict)
+        return document
+
+
+def with_stack_version(value: Any) -> Any:
+    """``value`` with the version placeholder in every string replaced by ``engine.__version__``."""
+    if isinstance(value, str):
+        return value.replace(STACK_VERSION_PLACEHOLDER, __version__)
+    if isinstance(value, list):
+        return [with_stack_version(item) for item in value]
+    if isinstance(value, dict):
+        return {key: with_stack_version(item) for key, item in value.items()}
+    return value
+
+
+def golden_fixtures() -> Iterator[GoldenFixture]:
+    """Every fixture directory, in name order."""
+    for path in sorted(GOLDEN_DIR.iterdir()):
+        if path.is_dir() and (path / "job.json").is_file():
+            yield GoldenFixture(path)
+
+
+def admitted_fixtures() -> list[GoldenFixture]:
+    return [fixture for fixture in golden_fixtures() if not fixture.is_denial]
+
+
+def denied_fixtures() -> list[GoldenFixture]:
+    return [fixture for fixture in golden_fixtures() if fixture.is_denial]
