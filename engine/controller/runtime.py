@@ -1,0 +1,358 @@
+"""The running controller: every component wired together on one asyncio event loop (spec §4.1).
+
+Start-up order (each step only once the one before worked, so a half-started controller never
+schedules):
+
+1. health (and metrics) HTTP servers, so probes answer while the rest starts;
+2. clients: Kubernetes (kubeconfig or in-cluster), Buildkite GraphQL, Buildkite agent API;
+3. the pipeline, back to front: scheduler ← limiter (only when ``max-in-flight`` > 0) ← deduper;
+4. informers for Jobs and pods labelled ``buildkite.com/controller-id=<id>``, with the limiter, deduper
+   and watchers subscribed *before* they start, so the initial list seeds their state;
+5. wait until the Job informer delivered its initial list (the limiter and deduper must know the
+   existing Jobs before the first poll, or a restarted controller would duplicate them or overrun the
+   limit);
+6. watchers' timers, the policy reloader, and finally the monitor.
+
+The controller then runs until :meth:`ControllerRuntime.stop` (SIGTERM/SIGINT in ``engine run``) or
+until the monitor cannot go on (invalid organization): both stop polling first, cancel every task,
+close the clients and stop the HTTP servers. Nothing in the cluster is touched on the way out: pods
+keep running and a restarted controller rebuilds its state from the informers (spec §4.13).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s_client
+
+from engine.buildkite.agent_api import AgentAPI
+from engine.buildkite.graphql import BuildkiteGraphQL
+from engine.controller.deduper import Deduper
+from engine.controller.failer import JobFailer
+from engine.controller.health import HealthServer, Status
+from engine.controller.identity import controller_id
+from engine.controller.limiter import Limiter
+from engine.controller.logging_setup import SecretScrubber
+from engine.controller.metrics import ControllerMetrics
+from engine.controller.monitor import Monitor, MonitorStoppedError
+from engine.controller.pipeline import JobHandler
+from engine.controller.policy_reload import DEFAULT_RELOAD_INTERVAL, PolicyReloader
+from engine.controller.policy_store import PolicyStore
+from engine.controller.scheduler import Scheduler
+from engine.controller.watchers.completions import CompletionsWatcher
+from engine.controller.watchers.job_watcher import JobWatcher
+from engine.controller.watchers.pod_watcher import PodWatcher
+from engine.core.compiler import PolicySet
+from engine.kube.client import KubeClient, KubeError, load_api_client
+from engine.kube.informer import Informer
+from engine.kube.labels import CONTROLLER_ID_LABEL, JOB_UUID_LABEL
+from engine.model.config import ControllerConfig
+from engine.model.tags import parse_tags
+
+DEFAULT_HEALTH_PORT = 8080
+
+_log = logging.getLogger(__name__)
+
+
+class ControllerFatalError(Exception):
+    """The controller stopped because it cannot work (bad organization, no Kubernetes access...).
+
+    The message is one line for the user; ``engine run`` prints it and exits non-zero.
+    """
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How to run, beyond the config: where policies live, how to reach Kubernetes, which ports.
+
+    ``health_port``/``prometheus_port``: ``None`` disables, ``0`` binds a free port (tests).
+    ``prometheus_port`` defaults to the config's ``prometheus-port`` (``0`` there means off).
+    """
+
+    policy_paths: tuple[Path, ...] = ()
+    kubeconfig: str | None = None
+    health_port: int | None = DEFAULT_HEALTH_PORT
+    prometheus_port: int | None = None
+    policy_reload_interval: float = DEFAULT_RELOAD_INTERVAL
+    include_default_policies: bool = True
+    health_host: str = "0.0.0.0"
+
+
+@dataclass
+class _Components:
+    """Everything ``run`` builds, kept for tests and diagnostics."""
+
+    kube: KubeClient
+    graphql: BuildkiteGraphQL
+    job_informer: Informer
+    pod_informer: Informer
+    deduper: Deduper
+    limiter: Limiter | None
+    scheduler: Scheduler
+    monitor: Monitor
+    watchers: list[CompletionsWatcher | JobWatcher | PodWatcher] = field(default_factory=list)
+
+
+class _ScrubbedTokenSource:
+    """Reads the agent token through ``KubeClient`` and tells the log scrubber about it."""
+
+    def __init__(self, kube: KubeClient, scrubber: SecretScrubber) -> None:
+        self._kube = kube
+        self._scrubber = scrubber
+
+    async def read_agent_token(self, secret_name: str, namespace: str | None = None) -> str:
+        token = await self._kube.read_agent_token(secret_name, namespace)
+        self._scrubber.add(token)
+        return token
+
+
+class ControllerRuntime:
+    """One controller instance. ``await run()`` until ``stop()``; see the module doc for the order."""
+
+    def __init__(
+        self,
+        config: ControllerConfig,
+        policies: PolicySet,
+        options: RuntimeOptions,
+        *,
+        metrics: ControllerMetrics | None = None,
+        scrubber: SecretScrubber | None = None,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.metrics = metrics or ControllerMetrics()
+        self.policies = PolicyStore(policies)
+        self.scrubber = scrubber or SecretScrubber()
+        self.scrubber.add(config.buildkite_token)
+        tags, _ = parse_tags(config.tags)
+        self.queue = tags.get("queue", "")
+        self.controller_id = controller_id(config.id, config.namespace, self.queue)
+        self.components: _Components | None = None
+        self.health_ports: dict[str, int] = {}
+        self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = False
+        self._dead: list[str] = []
+        self._fatal: list[str] = []
+
+    # ---- control -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask ``run`` to shut down; safe from any thread and more than once."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._stop.set()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._stop.set()
+        else:
+            loop.call_soon_threadsafe(self._stop.set)
+
+    @property
+    def ready(self) -> bool:
+        """True once polling started (informers synced) and until shutdown begins."""
+        return self._ready
+
+    def readiness(self) -> Status:
+        problems: list[str] = []
+        if not self._ready:
+            problems.append("the controller is starting or stopping (informers not synced, not polling)")
+        if not self.policies.valid:
+            problems.append("policy reload rejected; still scheduling with the last good policy set:")
+            problems.extend(f"  {problem}" for problem in self.policies.problems)
+        return Status(not problems, tuple(problems))
+
+    def liveness(self) -> Status:
+        return Status(not self._dead, tuple(f"{name} stopped" for name in self._dead))
+
+    # ---- the run ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`; raise :class:`ControllerFatalError` when the controller cannot work."""
+        self._loop = asyncio.get_running_loop()
+        health = HealthServer(
+            liveness=self.liveness,
+            readiness=self.readiness,
+            registry=self.metrics.registry,
+            health_port=self.options.health_port,
+            prometheus_port=self._prometheus_port(),
+            host=self.options.health_host,
+        )
+        tasks: list[asyncio.Task[None]] = []
+        api: k8s_client.ApiClient | None = None
+        graphql: BuildkiteGraphQL | None = None
+        try:
+            try:
+                await health.start()
+            except OSError as exc:
+                raise ControllerFatalError(f"cannot serve health/metrics endpoints: {exc}") from None
+            self.health_ports = dict(health.ports)
+            if self.config.profiler_address:
+                _log.warning("profiler-address is a Go pprof setting; this controller ignores it")
+            try:
+                api = await asyncio.to_thread(load_api_client, self.options.kubeconfig)
+            except KubeError as exc:
+                raise ControllerFatalError(str(exc)) from None
+            graphql = BuildkiteGraphQL(self.config.graphql_endpoint, self.config.buildkite_token)
+            components = self._build(api, graphql)
+            self.components = components
+            _log.info(
+                "controller %s starting: namespace %s, queue %s, max-in-flight %d, %d policies",
+                self.controller_id,
+                self.config.namespace,
+                self.queue,
+                self.config.max_in_flight,
+                len(self.policies.current),
+            )
+            tasks.append(self._spawn("job informer", components.job_informer.run()))
+            tasks.append(self._spawn("pod informer", components.pod_informer.run()))
+            if await self._until_stopped(components.job_informer.wait_synced()):
+                await self._serve(components, tasks)
+        finally:
+            self._ready = False
+            await self._shut_down(tasks, graphql, api, health)
+        if self._fatal:
+            raise ControllerFatalError(self._fatal[0])
+
+    async def _serve(self, components: _Components, tasks: list[asyncio.Task[None]]) -> None:
+        """Steps 6 and on: timers, reloader, monitor; then wait for a stop or a fatal error."""
+        for watcher in components.watchers:
+            tasks.append(self._spawn(type(watcher).__name__, watcher.run()))
+        reloader = PolicyReloader(
+            self.policies,
+            self.options.policy_paths,
+            self.metrics.engine,
+            interval=self.options.policy_reload_interval,
+            include_defaults=self.options.include_default_policies,
+        )
+        tasks.append(self._spawn("policy reloader", reloader.run()))
+        tasks.append(self._spawn("monitor", components.monitor.run()))
+        self._ready = True
+        _log.info("controller %s is polling Buildkite", self.controller_id)
+        await self._stop.wait()
+
+    def _build(self, api: k8s_client.ApiClient, graphql: BuildkiteGraphQL) -> _Components:
+        config, metrics = self.config, self.metrics
+        kube = KubeClient(api, config.namespace)
+        agent_api = AgentAPI(config.agent_config.endpoint or "") if config.agent_config else AgentAPI()
+        tokens = _ScrubbedTokenSource(kube, self.scrubber)
+        scheduler = Scheduler(
+            kube, JobFailer(tokens, agent_api, config), self.policies, config, self.controller_id, metrics
+        )
+        limiter = None
+        after_deduper: JobHandler = scheduler.handle
+        if config.max_in_flight > 0:
+            limiter = Limiter(scheduler.handle, config.max_in_flight, metrics.limiter)
+            after_deduper = limiter.handle
+        deduper = Deduper(after_deduper, metrics.deduper)
+        monitor = Monitor(
+            graphql,
+            deduper.handle,
+            metrics.monitor,
+            org=config.org,
+            tags=config.tags,
+            cluster_uuid=config.cluster_uuid,
+            poll_interval=config.poll_interval,
+            stale_job_data_timeout=config.stale_job_data_timeout,
+            job_creation_concurrency=config.job_creation_concurrency,
+        )
+        selector = f"{JOB_UUID_LABEL},{CONTROLLER_ID_LABEL}={self.controller_id}"
+        job_informer = Informer(api, "jobs", config.namespace, selector, name="jobs")
+        pod_informer = Informer(api, "pods", config.namespace, selector, name="pods")
+        if limiter is not None:
+            job_informer.subscribe(limiter.on_job_event)
+        job_informer.subscribe(deduper.on_job_event)
+        watcher_failer = JobFailer(tokens, agent_api, config)
+        completions = CompletionsWatcher(kube, metrics)
+        job_watcher = JobWatcher(kube, watcher_failer, config, metrics)
+        pod_watcher = PodWatcher(kube, watcher_failer, graphql, config, metrics)
+        job_informer.subscribe(job_watcher.on_event)
+        pod_informer.subscribe(completions.on_event)
+        pod_informer.subscribe(pod_watcher.on_event)
+        return _Components(
+            kube=kube,
+            graphql=graphql,
+            job_informer=job_informer,
+            pod_informer=pod_informer,
+            deduper=deduper,
+            limiter=limiter,
+            scheduler=scheduler,
+            monitor=monitor,
+            watchers=[completions, job_watcher, pod_watcher],
+        )
+
+    def _prometheus_port(self) -> int | None:
+        if self.options.prometheus_port is not None:
+            return self.options.prometheus_port
+        return self.config.prometheus_port if self.config.prometheus_port > 0 else None
+
+    def _spawn(self, name: str, work: Awaitable[None]) -> asyncio.Task[None]:
+        """Run ``work`` as a task; if it fails, the controller is dead: record why and stop."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except MonitorStoppedError as exc:
+                self._die(name, f"{name} stopped: {exc}")
+            except Exception as exc:
+                _log.error("%s failed", name, exc_info=exc)
+                self._die(name, f"{name} failed: {_one_line(exc)}")
+
+        return asyncio.get_running_loop().create_task(guarded(), name=name)
+
+    def _die(self, name: str, reason: str) -> None:
+        self._dead.append(name)
+        self._fatal.append(reason)
+        self._stop.set()
+
+    async def _until_stopped(self, work: Awaitable[Any]) -> bool:
+        """Await ``work`` unless a stop is requested first (or a task dies); True when ``work`` ended."""
+        waiting = asyncio.ensure_future(work)
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if waiting in done:
+            return True
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await waiting
+        return False
+
+    async def _shut_down(
+        self,
+        tasks: list[asyncio.Task[None]],
+        graphql: BuildkiteGraphQL | None,
+        api: k8s_client.ApiClient | None,
+        health: HealthServer,
+    ) -> None:
+        _log.info("controller %s shutting down", self.controller_id)
+        for task in reversed(tasks):  # the monitor (last started) first: stop polling before anything else
+            task.cancel()
+        for task in reversed(tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if graphql is not None:
+            with contextlib.suppress(Exception):
+                await graphql.close()
+        if api is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(api.close)
+        await health.stop()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
