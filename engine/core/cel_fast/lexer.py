@@ -20,6 +20,8 @@ IDENT = "ident"
 EOF = "eof"
 
 KEYWORDS = frozenset({"true", "false", "null", "in"})
+# Reserved words lex as identifiers: the reference accepts them as field and method names after a
+# dot, and rejects them as plain names (the parser's job).
 RESERVED = frozenset(
     {
         "as", "break", "const", "continue", "else", "for", "function", "if", "import", "let", "loop",
@@ -113,8 +115,6 @@ class _Lexer:
             return
         if quote_follows and word.lower() in ("b", "br"):
             raise self.fail("bytes literals are not supported")
-        if word in RESERVED:
-            raise self.fail(f"reserved identifier {word!r}")
         kind = word if word in KEYWORDS else IDENT
         self.tokens.append(Token(kind, word, start))
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from engine.core.cel_fast.errors import Unsupported
-from engine.core.cel_fast.lexer import EOF, FLOAT, IDENT, INT, STRING, Token, tokenize
+from engine.core.cel_fast.lexer import EOF, FLOAT, IDENT, INT, RESERVED, STRING, Token, tokenize
 from engine.core.cel_fast.nodes import (
     Binary,
     Call,
@@ -167,6 +167,8 @@ class _Parser:
         if kind == "null":
             return Literal(None)
         if kind == IDENT:
+            if token.value in RESERVED:
+                raise Unsupported(f"syntax: reserved identifier {token.value!r}")
             if self.accept("("):
                 return self.global_call(token.value, self.arguments())
             return Ident(token.value)
