@@ -12,8 +12,9 @@ library:
   Python does not, and the other way round for characters such as ``²``.
 * Lookaround, backreferences, ``\\p{..}``, POSIX and nested classes, class set operations and
   possessive or stacked quantifiers do not exist in one engine or the other; they are refused.
-* A quantified group that itself contains a quantifier or an alternation is refused: Python's
-  backtracking can take exponential time on it, where RE2 is linear.
+* A group repeated more than once (``*``, ``+``, ``{n,m}`` with ``m > 1``) that itself contains a
+  quantifier or an alternation is refused: Python's backtracking can take exponential time on it,
+  where RE2 is linear. (``(...)?`` is fine.)
 """
 
 from __future__ import annotations
@@ -104,8 +105,6 @@ class _Translator:
             self.pos += 1
             self.out.append("$" if self.multiline else "\\Z")
             self.can_repeat = False
-        elif char in "]}":
-            raise self.refuse(f"unescaped {char!r}")
         else:
             self.pos += 1
             self.atom(char if char == "." else re.escape(char))
@@ -130,20 +129,25 @@ class _Translator:
     def quantifier(self) -> None:
         if not self.can_repeat:
             raise self.refuse("a quantifier must follow an atom")
-        if self.last_atom_complex:
-            raise self.refuse("a repeated group containing repetition or alternation")
         rest = self.pattern[self.pos :]
+        at_most_once = rest[0] == "?"
         if rest[0] == "{":
             bounded = _BOUNDED_REPEAT.match(rest)
             if bounded is None:
                 raise self.refuse("malformed {n,m} repetition")
             low = int(bounded.group(1))
-            high = bounded.group(3)
-            if high and int(high) < low:
+            if bounded.group(2) is None:  # {n}
+                high: int | None = low
+            else:  # {n,} or {n,m}
+                high = int(bounded.group(3)) if bounded.group(3) else None
+            if high is not None and high < low:
                 raise self.refuse("invalid {n,m} repetition")
+            at_most_once = high is not None and high <= 1
             text = bounded.group(0)
         else:
             text = rest[0]
+        if self.last_atom_complex and not at_most_once:
+            raise self.refuse("a repeated group containing repetition or alternation")
         self.pos += len(text)
         if self.pattern[self.pos : self.pos + 1] == "?":
             text += "?"
