@@ -17,7 +17,6 @@ raised, because every caller does the same thing with an error (log it, count it
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Literal, Protocol
@@ -92,9 +91,7 @@ class JobFailer:
     async def _fail(self, uuid: str, tags: list[str], message: str, namespace: str) -> FailOutcome:
         try:
             token = await self._kube.read_agent_token(self._secret_name, namespace)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # (cancellation is not an Exception: it propagates)
             _log.error(
                 "cannot fail Buildkite job %s: reading the agent token from Secret %s/%s: %s",
                 uuid,
@@ -108,8 +105,6 @@ class JobFailer:
         except JobAcquisitionRejected as exc:
             _log.info("Buildkite job %s was not failed: %s", uuid, _one_line(exc))
             return "rejected"
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             reason = _one_line(exc).replace(token, "[redacted]") if token else _one_line(exc)
             _log.error("cannot fail Buildkite job %s: %s", uuid, reason)
