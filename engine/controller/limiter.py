@@ -121,7 +121,6 @@ class Limiter:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.append(waiter)
-        taken = False
         try:
             while True:
                 remaining = job.stale_at - loop.time()
@@ -134,7 +133,6 @@ class Limiter:
                     raise StaleJobError(job.uuid) from None
                 if self.available > 0:
                     self._take(job.uuid)
-                    taken = True
                     return
                 # Woken, but the token went to a Job the informer reported meanwhile: wait again,
                 # keeping this job's place at the head of the queue.
@@ -144,8 +142,9 @@ class Limiter:
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-            if not taken and waiter.done():
-                self._release_to_waiters()  # this job was woken but gave up: wake the next one
+            # Whether this job took a token or gave up, tokens may be left over (several came back
+            # at once, or the one promised to this job is unused): offer them to those still waiting.
+            self._release_to_waiters()
 
     def _take(self, uuid: str) -> None:
         self._creating.add(uuid)

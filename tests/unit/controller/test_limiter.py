@@ -248,3 +248,22 @@ async def test_a_cancelled_wait_returns_nothing_it_did_not_take(
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert limiter.available == 0
+
+
+async def test_a_newcomer_behind_a_woken_waiter_gets_a_spare_token(
+    stage: RecordingStage, metrics: ControllerMetrics
+) -> None:
+    limiter = make(stage, metrics, 2)
+    holders = [pending(), pending()]
+    for job in holders:
+        await limiter.handle(job)
+    stage.gate = asyncio.Event()  # creations from now on take a while
+    woken = asyncio.create_task(limiter.handle(pending()))
+    await settle()
+    limiter.on_job_event(event("deleted", holders[0].uuid))  # wakes the waiter...
+    limiter.on_job_event(event("deleted", holders[1].uuid))  # ...and frees a second token
+    newcomer = asyncio.create_task(limiter.handle(pending(stale_in=0.5)))
+    await asyncio.sleep(0.1)
+    assert len(stage.calls) == 4  # both are creating: the spare token did not wait for the first
+    stage.gate.set()
+    await asyncio.wait_for(asyncio.gather(woken, newcomer), 1)
