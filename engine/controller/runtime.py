@@ -80,7 +80,6 @@ class RuntimeOptions:
     health_port: int | None = DEFAULT_HEALTH_PORT
     prometheus_port: int | None = None
     policy_reload_interval: float = DEFAULT_RELOAD_INTERVAL
-    include_default_policies: bool = True
     health_host: str = "0.0.0.0"
 
 
@@ -233,7 +232,6 @@ class ControllerRuntime:
             self.options.policy_paths,
             self.metrics.engine,
             interval=self.options.policy_reload_interval,
-            include_defaults=self.options.include_default_policies,
         )
         tasks.append(self._spawn("policy reloader", reloader.run()))
         tasks.append(self._spawn("monitor", components.monitor.run()))
