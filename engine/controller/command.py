@@ -174,7 +174,7 @@ def _parameter_name(key: str) -> str:
 
 def _flag_parameter(key: str) -> inspect.Parameter:
     field = ControllerConfig.model_fields[_parameter_name(key)]
-    help_text = f"{field.description or ''} [env {env_var_name(key)}]"
+    help_text = f"{field.description or ''} (env {env_var_name(key)})"
     option: Any
     if field.annotation is bool:
         option = Annotated[
@@ -196,7 +196,7 @@ def _signature() -> inspect.Signature:
             annotation=Annotated[
                 Path | None,
                 typer.Option(
-                    "--config", "-f", help=f"Config file (YAML). [env {CONFIG_ENV}]", show_default=False
+                    "--config", "-f", help=f"Config file (YAML). (env {CONFIG_ENV})", show_default=False
                 ),
             ],
         ),
@@ -208,8 +208,8 @@ def _signature() -> inspect.Signature:
                 list[Path] | None,
                 typer.Option(
                     "--policies",
-                    help=f"Policy directory or file, after the defaults; repeatable. [env {POLICY_DIRS_ENV}, "
-                    "':'-separated, loaded before these]",
+                    help="Policy directory or file, after the defaults; repeatable. "
+                    f"(env {POLICY_DIRS_ENV}: ':'-separated, loaded before these)",
                     show_default=False,
                 ),
             ],

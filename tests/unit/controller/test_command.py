@@ -147,5 +147,6 @@ def test_every_config_flag_is_an_option() -> None:
     assert result.exit_code == 0
     for key in FLAG_KEYS:
         assert f"--{key}" in result.stdout
+    assert "(env MAX_IN_FLIGHT)" in result.stdout
     for option in ("--config", "--policies", "--kubeconfig", "--log-format", "--health-port", "--no-debug"):
         assert option in result.stdout
