@@ -136,12 +136,14 @@ class Compiler:
         return _chain(base, tuple(fields))
 
     def has(self, node: Has) -> Evaluator:
-        operand = self.compile(node.operand)
         field = node.field
+        if isinstance(node.operand, Ident) and node.operand.name not in self.scope:
+            return _has_on_root(node.operand.name, field)
+        operand = self.compile(node.operand)
 
         def has(activation: Mapping[str, Any], frame: Frame) -> bool:
             value = operand(activation, frame)
-            if isinstance(value, dict):
+            if type(value) is dict:
                 return field in value
             return values.has_field(value, field)
 
@@ -150,9 +152,13 @@ class Compiler:
     # -- literals --------------------------------------------------------------------------------
 
     def list_literal(self, node: ListLiteral) -> Evaluator:
+        if all(isinstance(item, Literal) for item in node.items):
+            constants = [_literal_value(item) for item in node.items]
+            return lambda activation, frame: constants.copy()  # a new list each time
         items = tuple(self.compile(item) for item in node.items)
-        if not items:
-            return lambda activation, frame: []
+        if len(items) == 1:
+            (only,) = items
+            return lambda activation, frame: [only(activation, frame)]
         return lambda activation, frame: [item(activation, frame) for item in items]
 
     def map_literal(self, node: MapLiteral) -> Evaluator:
@@ -161,13 +167,43 @@ class Compiler:
         literal_key_types = {type(key.value) for key, _ in node.entries if isinstance(key, Literal)}
         if {bool, int} <= literal_key_types:
             raise Unsupported("a map with both bool and int keys has no Python dict equivalent")
-        if all(isinstance(key, Literal) and type(key.value) is str for key, _ in node.entries):
-            pairs = tuple((_literal_value(key), self.compile(value)) for key, value in node.entries)
-            return lambda activation, frame: {key: value(activation, frame) for key, value in pairs}
+        keys = [_literal_value(key) if isinstance(key, Literal) else None for key, _ in node.entries]
+        if all(type(key) is str for key in keys) and len(set(keys)) == len(keys):
+            return self.string_keyed_map(node)
         entries = tuple((self.compile(key), self.compile(value)) for key, value in node.entries)
         return lambda activation, frame: values.build_map(
             [(key(activation, frame), value(activation, frame)) for key, value in entries]
         )
+
+    def string_keyed_map(self, node: MapLiteral) -> Evaluator:
+        """``{"name": "X", "value": expr}``: a copy of the constant part, then the computed values
+        filled in (the template keeps the literal's key order)."""
+        template: dict[str, Any] = {}
+        computed: list[tuple[str, Evaluator]] = []
+        for key_node, value_node in node.entries:
+            key = _literal_value(key_node)
+            if isinstance(value_node, Literal) and not isinstance(value_node.value, list | dict):
+                template[key] = value_node.value
+            else:
+                template[key] = None
+                computed.append((key, self.compile(value_node)))
+        if len(computed) == 1:
+            ((only_key, only_value),) = computed
+
+            def one_computed(activation: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
+                result = template.copy()
+                result[only_key] = only_value(activation, frame)
+                return result
+
+            return one_computed
+
+        def filled(activation: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
+            result = template.copy()
+            for key, value in computed:
+                result[key] = value(activation, frame)
+            return result
+
+        return filled
 
     # -- operators -------------------------------------------------------------------------------
 
@@ -181,6 +217,8 @@ class Compiler:
             return _logical_or(left, right)
         if operator in ("==", "!="):
             return _equality(left, right, node.right, negate=operator == "!=")
+        if operator == "+":
+            return _add(left, right)
         return _apply2(_BINARY[operator], left, right)
 
     # -- calls -----------------------------------------------------------------------------------
@@ -295,8 +333,37 @@ def _root(name: str) -> Evaluator:
     return root
 
 
+def _has_on_root(name: str, field: str) -> Evaluator:
+    def has(activation: Mapping[str, Any], frame: Frame) -> bool:
+        try:
+            value = activation[name]
+        except KeyError:
+            raise CelError(f"undeclared reference to {name!r}") from None
+        if type(value) is dict:
+            return field in value
+        return values.has_field(value, field)
+
+    return has
+
+
 def _root_chain(name: str, fields: tuple[str, ...]) -> Evaluator:
     """``root.a.b.c`` as one loop: the most common expression shape in policies."""
+    if len(fields) == 1:
+        (field,) = fields
+
+        def member(activation: Mapping[str, Any], frame: Frame) -> Any:
+            try:
+                value = activation[name]
+            except KeyError:
+                raise CelError(f"undeclared reference to {name!r}") from None
+            if type(value) is dict:
+                try:
+                    return value[field]
+                except KeyError:
+                    raise CelError(f"no such key: {field!r}") from None
+            return values.select(value, field)
+
+        return member
 
     def chain(activation: Mapping[str, Any], frame: Frame) -> Any:
         try:
@@ -344,6 +411,21 @@ def _apply1(function: Callable[[Any], Any], operand: Evaluator) -> Evaluator:
 
 def _apply2(function: Callable[[Any, Any], Any], left: Evaluator, right: Evaluator) -> Evaluator:
     return lambda activation, frame: function(left(activation, frame), right(activation, frame))
+
+
+def _add(left: Evaluator, right: Evaluator) -> Evaluator:
+    """``+`` with the list and string cases inline (concatenating env lists is the common use)."""
+    add = values.add
+
+    def plus(activation: Mapping[str, Any], frame: Frame) -> Any:
+        a = left(activation, frame)
+        b = right(activation, frame)
+        kind = type(a)
+        if kind is type(b) and (kind is list or kind is str):
+            return a + b
+        return add(a, b)
+
+    return plus
 
 
 def _equality(left: Evaluator, right: Evaluator, right_node: Node, negate: bool) -> Evaluator:
@@ -460,28 +542,72 @@ def _contains(container: Evaluator, item: Evaluator, fallback: Callable[..., Any
 
 
 def _python_call(name: str, function: Callable[..., Any], args: tuple[Evaluator, ...]) -> Evaluator:
-    call_python = values.call_python
+    """Arguments evaluated left to right, the function called with plain values, its result checked
+    (inline for the JSON types helpers return, so the common path costs one call)."""
+    from_python = values.from_python
+
+    def failed(exc: Exception) -> CelError:
+        lines = str(exc).splitlines()
+        return CelError(f"{name}(): {lines[0] if lines else type(exc).__name__}")
+
     if len(args) == 1:
         (first,) = args
-        return lambda activation, frame: call_python(name, function, (first(activation, frame),))
+
+        def call1(activation: Mapping[str, Any], frame: Frame) -> Any:
+            a = first(activation, frame)
+            try:
+                result = function(a)
+            except Exception as exc:
+                raise failed(exc) from None
+            kind = type(result)
+            if kind is str or kind is list or kind is dict or kind is bool or result is None:
+                return result
+            return from_python(name, result)
+
+        return call1
     if len(args) == 2:
         first, second = args
-        return lambda activation, frame: call_python(
-            name, function, (first(activation, frame), second(activation, frame))
-        )
+
+        def call2(activation: Mapping[str, Any], frame: Frame) -> Any:
+            a = first(activation, frame)
+            b = second(activation, frame)
+            try:
+                result = function(a, b)
+            except Exception as exc:
+                raise failed(exc) from None
+            kind = type(result)
+            if kind is str or kind is list or kind is dict or kind is bool or result is None:
+                return result
+            return from_python(name, result)
+
+        return call2
     if len(args) == 3:
         first, second, third = args
-        return lambda activation, frame: call_python(
-            name, function, (first(activation, frame), second(activation, frame), third(activation, frame))
-        )
-    return lambda activation, frame: call_python(
-        name, function, tuple(arg(activation, frame) for arg in args)
-    )
+
+        def call3(activation: Mapping[str, Any], frame: Frame) -> Any:
+            a = first(activation, frame)
+            b = second(activation, frame)
+            c = third(activation, frame)
+            try:
+                result = function(a, b, c)
+            except Exception as exc:
+                raise failed(exc) from None
+            kind = type(result)
+            if kind is str or kind is list or kind is dict or kind is bool or result is None:
+                return result
+            return from_python(name, result)
+
+        return call3
+
+    def call(activation: Mapping[str, Any], frame: Frame) -> Any:
+        return values.call_python(name, function, tuple(arg(activation, frame) for arg in args))
+
+    return call
 
 
 def _iterable(value: Any, kind: str) -> list[Any] | dict[Any, Any]:
     """What a comprehension ranges over: a list's elements or a map's keys."""
-    if isinstance(value, list | dict):
+    if type(value) is list or isinstance(value, list | dict):
         return value
     raise values.no_overload(kind, value)
 

@@ -52,8 +52,11 @@ class _Parser:
 
     # -- token helpers -------------------------------------------------------------------------
 
-    def peek(self, ahead: int = 0) -> Token:
-        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
+    def peek(self) -> Token:
+        return self.tokens[self.pos]  # never past the final EOF token: advance() stops there
+
+    def peek_next(self) -> Token:
+        return self.tokens[min(self.pos + 1, len(self.tokens) - 1)]
 
     def advance(self) -> Token:
         token = self.tokens[self.pos]
@@ -62,7 +65,7 @@ class _Parser:
         return token
 
     def accept(self, kind: str) -> bool:
-        if self.peek().kind == kind:
+        if self.tokens[self.pos].kind == kind:
             self.advance()
             return True
         return False
@@ -123,7 +126,7 @@ class _Parser:
 
     def unary(self) -> Node:
         kind = self.peek().kind
-        if kind == "-" and self.peek(1).kind in (INT, FLOAT):
+        if kind == "-" and self.peek_next().kind in (INT, FLOAT):
             return self.member()  # the sign belongs to the literal
         if kind not in ("!", "-"):
             return self.member()
