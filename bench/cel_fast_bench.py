@@ -74,7 +74,7 @@ def record_job_evaluations() -> list[Evaluation]:
             recorded.append(Evaluation(_rewrite_vars(expression.source), roots))
         return original(activation, expression)
 
-    Activation.evaluate = recording  # type: ignore[method-assign]
+    Activation.evaluate = recording  # type: ignore[method-assign,assignment]
     try:
         job = load_job_file(ROOT / "examples" / "jobs" / "go-test-with-postgres.json")
         config = load_config_file(ROOT / "examples" / "config" / "minimal.yaml").expression_view()
