@@ -7,6 +7,7 @@ reports the syntax error or evaluates the feature itself.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,7 +146,10 @@ class _Lexer:
                 self.pos = mark  # not an exponent: the letter starts the next token
         lexeme = text[start : self.pos]
         if is_float:
-            self.tokens.append(Token(FLOAT, float(lexeme), start))
+            value = float(lexeme)
+            if value in (math.inf, -math.inf):
+                raise self.fail("double literal out of range")
+            self.tokens.append(Token(FLOAT, value, start))
         else:
             self._integer(int(lexeme), start)
 
@@ -177,6 +181,9 @@ class _Lexer:
                 raise self.fail("newline in a single-quoted string")
             if char == "\\" and not raw:
                 chars.append(self._escape())
+            elif char == "\r":  # only in triple quotes: \r\n and a lone \r are read as \n
+                chars.append("\n")
+                self.pos += 2 if text.startswith("\r\n", self.pos) else 1
             else:
                 chars.append(char)
                 self.pos += 1

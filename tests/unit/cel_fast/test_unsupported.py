@@ -64,6 +64,8 @@ OUTSIDE_THE_SUBSET = {
     "9223372036854775808": "out of range",
     "-9223372036854775809": "out of range",
     "--9223372036854775808": "out of range",
+    "1e400": "out of range",
+    "-1.7976931348623159e308": "out of range",
     "'\\uD800'": "Unicode",
     "'\\U00110000'": "Unicode",
 }
