@@ -31,12 +31,22 @@ def compile_fast(source: str, functions: Mapping[str, Callable[..., Any]]) -> Fa
 
     ``functions`` maps CEL function names (dotted ones such as ``lists.range`` included) to the Python
     callables the ``cel`` library would call; ``x.f(a)`` calls ``f(x, a)``. The program never mutates
-    the activation and may return parts of it (JSON values are treated as immutable).
+    the activation and may return parts of it (JSON values are treated as immutable). Its ints are
+    expected in the signed 64-bit range, as JSON data is; any failure surfaces as :class:`CelError`.
     """
     compiler = Compiler(functions)
     evaluate = compiler.compile(parse(source))
     slots = compiler.slots
-    if slots == 0:
-        no_variables: list[Any] = []
-        return lambda activation: evaluate(activation, no_variables)
-    return lambda activation: evaluate(activation, [None] * slots)
+
+    def program(activation: Mapping[str, Any]) -> Any:
+        try:
+            return evaluate(activation, [None] * slots if slots else _NO_VARIABLES)
+        except CelError:
+            raise
+        except Exception as exc:  # e.g. an int beyond 64 bits in the activation, which CEL has not
+            raise CelError(f"cannot evaluate {source!r}: {type(exc).__name__}: {exc}") from None
+
+    return program
+
+
+_NO_VARIABLES: list[Any] = []  # the frame of expressions without comprehensions: never written

@@ -152,3 +152,8 @@ def test_error_messages_are_one_line() -> None:
         with pytest.raises(CelError) as raised:
             run(source, {"m": {}, "l": [1]})
         assert "\n" not in str(raised.value)
+
+
+def test_values_outside_json_fail_as_cel_errors_not_crashes() -> None:
+    with pytest.raises(CelError, match="OverflowError"):
+        run("x == 1.0", {"x": 10**400})

@@ -34,7 +34,7 @@ INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
 TERNARY, OR, AND, RELATION, ADDITIVE, MULTIPLICATIVE, UNARY, MEMBER = range(8)
 FIELDS = ("x", "y", "name")
-TEXT_ALPHABET = "ab,= é日😀\n'\"\\x"
+TEXT_ALPHABET = "ab,= é日😀\n\r\t'\"\\x"
 PATTERNS = ("a", "^a", "b$", "^[a-z]+$", "(?i)A", "x|y", "a.b", "[^,]+", "\\d", "é", "^$", "a{2}", "\\s")
 COMPREHENSION_VARIABLES = ("v", "w", "a")  # "a" shadows a root
 
@@ -96,7 +96,7 @@ def double_literal(value: float) -> Src:
 def string_literals(draw: st.DrawFn) -> Src:
     value = draw(texts)
     style = draw(st.sampled_from(["double", "single", "raw", "triple", "escaped"]))
-    if style == "raw" and not any(c in value for c in "'\\\n"):
+    if style == "raw" and not any(c in value for c in "'\\\n\r"):
         return Src(f"r'{value}'", MEMBER)
     quote = "'" if style in ("single", "triple") else '"'
     out = []
@@ -107,6 +107,8 @@ def string_literals(draw: st.DrawFn) -> Src:
             out.append("\\" + char)
         elif char == "\n":
             out.append("\\n")
+        elif char == "\r" and style != "triple":  # triple quotes keep it raw (read back as \n)
+            out.append("\\r")
         elif style == "escaped" and ord(char) > 127:
             out.append(f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}")
         else:
