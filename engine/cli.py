@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from engine import __version__
+from engine.controller.command import run_command
 from engine.core.compiler import PolicyError
 from engine.core.evaluate import evaluate
 from engine.inputs import InputError, load_config_file, load_job_file
@@ -120,6 +121,11 @@ def lint_command(
     for line in result.render():
         stream.write(line + "\n")
     raise typer.Exit(result.exit_code)
+
+
+app.command("run", help="Run the controller: Buildkite jobs become Kubernetes Jobs through the policies.")(
+    run_command
+)
 
 
 @app.command("version")

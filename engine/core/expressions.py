@@ -28,6 +28,7 @@ from typing import Any
 import cel
 from cel.stdlib import STDLIB_FUNCTIONS
 
+from engine.core.cel_fast import CelError, FastProgram, Unsupported, compile_fast
 from engine.model.jsonvalue import JSON
 
 CONTEXT_ROOTS = (
@@ -100,6 +101,7 @@ class CompiledExpression:
     program: Any
     roots: tuple[str, ...]
     member_chain: tuple[str, ...] | None
+    fast: FastProgram | None = None
 
 
 def _mask_strings(source: str) -> str:
@@ -119,12 +121,16 @@ def _rewrite_vars(source: str) -> str:
     return "".join(out)
 
 
-def compile_expression(source: str, functions: frozenset[str]) -> CompiledExpression:
+def compile_expression(source: str, registry: HelperRegistry) -> CompiledExpression:
     """Compile one expression, checking that every variable and function it names exists.
 
-    ``functions`` are the helper names available besides CEL's own. An unknown name is reported here,
-    when policies load, rather than on the first job that reaches the expression.
+    ``registry`` holds the helpers available besides CEL's own. An unknown name is reported here,
+    when policies load, rather than on the first job that reaches the expression. The expression is
+    also compiled to a Python closure when it is in the subset ``engine.core.cel_fast`` supports
+    (nearly every policy expression): that runs on the job's plain data with no conversion, and the
+    CEL library remains the reference and the fallback.
     """
+    functions = registry.names
     masked = _mask_strings(source)
     bare = _BARE_VARS.search(_VAR_REFERENCE.sub(lambda m: " " * len(m.group(0)), masked))
     if bare is not None:
@@ -161,7 +167,15 @@ def compile_expression(source: str, functions: frozenset[str]) -> CompiledExpres
             chain = parts
         elif parts[0] == "vars" and len(parts) > 1:
             chain = (_VAR_PREFIX + parts[1], *parts[2:])
-    return CompiledExpression(source=source, program=program, roots=tuple(roots), member_chain=chain)
+    fast: FastProgram | None = None
+    if registry.fast and chain is None:
+        try:
+            fast = compile_fast(rewritten, registry.callables)
+        except Unsupported:
+            fast = None
+    return CompiledExpression(
+        source=source, program=program, roots=tuple(roots), member_chain=chain, fast=fast
+    )
 
 
 def referenced_variables(expression: CompiledExpression) -> tuple[str, ...]:
@@ -201,9 +215,12 @@ def _locate(source: str, name: str) -> tuple[int, int]:
 class HelperRegistry:
     """The functions expressions can call: CEL's extended standard library plus the engine's helpers."""
 
-    def __init__(self, helpers: Mapping[str, Callable[..., Any]]) -> None:
+    def __init__(self, helpers: Mapping[str, Callable[..., Any]], *, fast: bool = True) -> None:
         self._helpers = dict(helpers)
         self.names = frozenset(STDLIB_FUNCTIONS) | frozenset(self._helpers)
+        self.callables: dict[str, Callable[..., Any]] = {**STDLIB_FUNCTIONS, **self._helpers}
+        self.fast = fast
+        """Compile to Python closures where possible; False sends every expression through CEL."""
 
     def bind(self, failures: list[str]) -> dict[str, Callable[..., Any]]:
         """Functions for one activation; a helper's exception is recorded in ``failures``."""
@@ -253,6 +270,14 @@ class Activation:
         """Evaluate; raise :class:`EvaluationError` with a one-line reason on failure."""
         if expression.member_chain is not None:
             return self._walk(expression)
+        if expression.fast is not None:
+            for root in expression.roots:
+                if root not in self._values:
+                    raise EvaluationError(f"{_display(root)} is not defined for this job")
+            try:
+                return expression.fast(self._values)
+            except CelError as exc:
+                raise EvaluationError(str(exc).replace(_VAR_PREFIX, "vars.")) from None
         for root in expression.roots:
             if root not in self._synced:
                 if root not in self._values:

@@ -103,6 +103,13 @@ def non_empty(value: JSON) -> JSON:
     return None if value in ([], {}, "") else value
 
 
+def bool_string(value: bool) -> str:
+    """``true``/``false``, as Go's ``strconv.FormatBool`` writes them (CEL's ``string()`` takes no bools)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return "true" if value else "false"
+
+
 def role_of(container: Mapping[str, JSON]) -> str:
     """The role the build policies gave a container (``command``, ``sidecar``...), or ``""``."""
     role = container.get(ROLE_KEY, "")
@@ -172,6 +179,7 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "lookup": lookup,
     "roleOf": role_of,
     "nonEmpty": non_empty,
+    "boolString": bool_string,
     "quantityBytes": quantity_bytes,
     "quantityMillis": quantity_millis,
     "toJson": to_json,

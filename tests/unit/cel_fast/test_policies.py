@@ -49,7 +49,7 @@ def policy_expressions(files: list[Path]) -> list[tuple[str, str]]:
 
             def record(source: str, into: list[str] = sources) -> CompiledExpression:
                 into.append(source)
-                return compile_expression(source, REGISTRY.names)
+                return compile_expression(source, REGISTRY)
 
             compile_template(document, record)
             found.extend((file.name, source) for source in sources)

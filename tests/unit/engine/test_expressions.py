@@ -18,7 +18,7 @@ REGISTRY = HelperRegistry({"shout": lambda s: s.upper() + "!", "explode": lambda
 
 
 def compile_(source: str):  # type: ignore[no-untyped-def]
-    return compile_expression(source, REGISTRY.names)
+    return compile_expression(source, REGISTRY)
 
 
 def test_evaluates_against_context_roots() -> None:
@@ -116,7 +116,23 @@ def test_failing_helper_reports_its_own_message(capfd: pytest.CaptureFixture[str
     assert captured.err == ""
 
 
-def test_maps_from_cel_come_back_with_sorted_keys() -> None:
-    result = Activation({}, REGISTRY).evaluate(compile_('{"b": 1, "a": {"d": 2, "c": 3}}'))
+def test_maps_from_the_cel_library_come_back_with_sorted_keys() -> None:
+    slow = HelperRegistry({}, fast=False)
+    expression = compile_expression('{"b": 1, "a": {"d": 2, "c": 3}}', slow)
+    assert expression.fast is None
+    result = Activation({}, slow).evaluate(expression)
     assert list(result) == ["a", "b"]
     assert list(result["a"]) == ["c", "d"]
+
+
+def test_fast_path_keeps_map_literal_order() -> None:
+    expression = compile_("{'b': 1, 'a': 2}")
+    assert expression.fast is not None
+    assert list(Activation({}, REGISTRY).evaluate(expression)) == ["b", "a"]
+
+
+def test_fast_and_library_paths_agree_on_errors_being_errors() -> None:
+    slow = HelperRegistry({"explode": lambda: 1 / 0}, fast=False)
+    for registry in (REGISTRY, slow):
+        with pytest.raises(EvaluationError, match=r"explode\(\): division by zero"):
+            Activation({}, registry).evaluate(compile_expression("explode()", registry))

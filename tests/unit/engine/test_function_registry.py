@@ -31,7 +31,7 @@ from engine.core.function_registry import (
 
 
 def cel(source: str, **values: Any) -> Any:
-    return Activation(values, REGISTRY).evaluate(compile_expression(source, REGISTRY.names))
+    return Activation(values, REGISTRY).evaluate(compile_expression(source, REGISTRY))
 
 
 def test_kv_map_splits_at_the_first_equals_and_skips_bad_entries() -> None:

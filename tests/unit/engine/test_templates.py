@@ -13,7 +13,7 @@ REGISTRY = HelperRegistry({})
 
 
 def render(value: Any, **values: Any) -> Any:
-    template = compile_template(value, lambda src: compile_expression(src, REGISTRY.names))
+    template = compile_template(value, lambda src: compile_expression(src, REGISTRY))
     return template.render(Activation({var_root(k): v for k, v in values.items()}, REGISTRY))
 
 
@@ -38,7 +38,7 @@ def test_escaped_opening_is_literal() -> None:
 
 def test_static_values_are_returned_unchanged() -> None:
     value = {"a": [1, {"b": "c"}]}
-    template = compile_template(value, lambda src: compile_expression(src, REGISTRY.names))
+    template = compile_template(value, lambda src: compile_expression(src, REGISTRY))
     assert template.static
     assert template.render(Activation({}, REGISTRY)) is value
 
@@ -66,14 +66,14 @@ def test_computed_null_omits_the_key_but_literal_null_stays() -> None:
 def test_compile_error_carries_the_path_inside_the_value() -> None:
     with pytest.raises(TemplateCompileError) as caught:
         compile_template(
-            {"spec": {"x": ["ok", "${{ nope( }}"]}}, lambda src: compile_expression(src, REGISTRY.names)
+            {"spec": {"x": ["ok", "${{ nope( }}"]}}, lambda src: compile_expression(src, REGISTRY)
         )
     assert caught.value.path == ("spec", "x", 1)
 
 
 def test_unclosed_expression_is_an_error() -> None:
     with pytest.raises(TemplateCompileError, match="without a matching"):
-        compile_template("${{ 1 + 1", lambda src: compile_expression(src, REGISTRY.names))
+        compile_template("${{ 1 + 1", lambda src: compile_expression(src, REGISTRY))
 
 
 @pytest.mark.parametrize(
