@@ -115,14 +115,14 @@ class _Problems:
         if source is None:
             return None
         try:
-            return compile_expression(source, registry.names)
+            return compile_expression(source, registry)
         except ExpressionError as exc:
             self.lines.append(f"{self.origin.where(path, exc.line - 1, exc.column - 1)}: {exc.message}")
             return None
 
     def template(self, value: object, path: Path, registry: HelperRegistry) -> Template | None:
         try:
-            return compile_template(value, lambda src: compile_expression(src, registry.names), path)
+            return compile_template(value, lambda src: compile_expression(src, registry), path)
         except TemplateCompileError as exc:
             self.lines.append(f"{self.origin.where(exc.path)}: {exc.error.message}")
             return None
