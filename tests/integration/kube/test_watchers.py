@@ -254,6 +254,15 @@ async def test_a_job_that_finishes_without_a_pod_is_failed_at_once(stack: Stack)
     uuid = stack.add_buildkite_job()
     job_name = await stack.create_job(uuid)
 
+    def quota_event_recorded() -> bool:
+        events = stack.core_v1.list_namespaced_event(
+            stack.namespace, field_selector=f"involvedObject.kind=Job,involvedObject.name={job_name}"
+        )
+        return any("exceeded quota" in (event.message or "") for event in events.items)
+
+    # The failure message quotes the Job's events: let the job controller record why it has no pod.
+    await until("the job controller to record the quota refusal", quota_event_recorded)
+
     # Play the job controller of a newer Kubernetes, which ends such a Job (v1.20's never does).
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     status = {
