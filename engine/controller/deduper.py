@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 
-from engine.controller.metrics import DeduperMetrics
+from engine.controller.metrics import DeduperMetrics, count_informer_event
 from engine.controller.pipeline import DuplicateJobError, JobHandler, PendingJob
 from engine.kube.informer import WatchEvent
 from engine.kube.labels import job_uuid_of
@@ -60,12 +60,7 @@ class Deduper:
     def on_job_event(self, event: WatchEvent) -> None:
         """Informer handler for Kubernetes Jobs: a Job's existence marks its UUID, deletion unmarks."""
         uuid = job_uuid_of(event.obj)
-        if event.kind == "added":
-            self._metrics.onadd_events.inc()
-        elif event.kind == "modified":
-            self._metrics.onupdate_events.inc()
-        else:
-            self._metrics.ondelete_events.inc()
+        count_informer_event(self._metrics, event.kind)
         if uuid is None:
             return
         if event.kind == "deleted":

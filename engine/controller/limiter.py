@@ -26,7 +26,7 @@ import asyncio
 import collections
 import logging
 
-from engine.controller.metrics import LimiterMetrics
+from engine.controller.metrics import LimiterMetrics, count_informer_event
 from engine.controller.pipeline import JobHandler, PendingJob, StaleJobError
 from engine.kube.informer import WatchEvent
 from engine.kube.labels import job_is_finished, job_uuid_of
@@ -85,12 +85,7 @@ class Limiter:
 
     def on_job_event(self, event: WatchEvent) -> None:
         """Informer handler for Kubernetes Jobs: track which Jobs are unfinished."""
-        if event.kind == "added":
-            self._metrics.onadd_events.inc()
-        elif event.kind == "modified":
-            self._metrics.onupdate_events.inc()
-        else:
-            self._metrics.ondelete_events.inc()
+        count_informer_event(self._metrics, event.kind)
         uuid = job_uuid_of(event.obj)
         if uuid is None:
             return

@@ -8,10 +8,29 @@ of fighting over the process-global default registry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _NS = "buildkite"
+
+
+class InformerEventCounters(Protocol):
+    """The add/update/delete event counters every informer-driven component has."""
+
+    onadd_events: Counter
+    onupdate_events: Counter
+    ondelete_events: Counter
+
+
+def count_informer_event(counters: InformerEventCounters, kind: str) -> None:
+    """Count one informer event (``added``, ``modified`` or ``deleted``) on its counter."""
+    if kind == "added":
+        counters.onadd_events.inc()
+    elif kind == "modified":
+        counters.onupdate_events.inc()
+    else:
+        counters.ondelete_events.inc()
 
 
 def _counter(registry: CollectorRegistry, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from engine.controller.metrics import ControllerMetrics
+from engine.controller.metrics import ControllerMetrics, count_informer_event
 from engine.controller.watchers.background import BackgroundTasks
 from engine.controller.watchers.collaborators import (
     Clock,
@@ -117,12 +117,7 @@ class JobWatcher:
 
     def on_event(self, event: WatchEvent) -> None:
         job = event.obj
-        if event.kind == "added":
-            self._metrics.onadd_events.inc()
-        elif event.kind == "modified":
-            self._metrics.onupdate_events.inc()
-        else:
-            self._metrics.ondelete_events.inc()
+        count_informer_event(self._metrics, event.kind)
         uuid = job_uuid_of(job)
         if uuid is None:
             _log.error("Job %s has no valid buildkite.com/job-uuid label; ignoring it", describe(job))

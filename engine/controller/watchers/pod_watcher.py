@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from engine.controller.metrics import ControllerMetrics
+from engine.controller.metrics import ControllerMetrics, count_informer_event
 from engine.controller.watchers.background import BackgroundTasks
 from engine.controller.watchers.collaborators import (
     BuildkiteJobs,
@@ -106,12 +106,7 @@ class PodWatcher:
 
     def on_event(self, event: WatchEvent) -> None:
         pod = event.obj
-        if event.kind == "added":
-            self._metrics.onadd_events.inc()
-        elif event.kind == "modified":
-            self._metrics.onupdate_events.inc()
-        else:
-            self._metrics.ondelete_events.inc()
+        count_informer_event(self._metrics, event.kind)
         uuid = job_uuid_of(pod)
         if uuid is None:
             _log.error("pod %s has no valid buildkite.com/job-uuid label; ignoring it", describe(pod))
