@@ -20,16 +20,17 @@ import functools
 import json
 import pathlib
 import re
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-import yaml
 
 from engine.model import k8s_types
 from engine.model.jsonvalue import JSON, Path, render_path
 from engine.model.plugin import describe_value, invalid_quantity_message, invalid_time_message
+from engine.pipeline.source import PipelineReadError
+from engine.pipeline.source import load_pipeline as read_pipeline
 from engine.resources import schema_path
 
 PIPELINE_SCHEMA = "pipeline.schema.json"
@@ -122,52 +123,11 @@ def kubernetes_plugin_blocks(doc: JSON) -> list[tuple[Path, JSON]]:
 
 
 def load_pipeline(path: pathlib.Path) -> JSON:
-    """The YAML document in ``path`` as JSON-shaped data, or :class:`LintError`."""
+    """The YAML document in ``path`` as Buildkite reads it, or :class:`LintError`."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise LintError(f"{path}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise LintError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
-    try:
-        return yaml.load(text, Loader=_PipelineLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise LintError(f"{path}: invalid YAML{where}: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise LintError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
-
-
-def _key_text(key: Any) -> str:
-    """YAML allows keys like ``1`` or ``true``; JSON (and so Buildkite and the schema) has only strings."""
-    if isinstance(key, str):
-        return key
-    return json.dumps(key) if key is None or isinstance(key, bool | int | float) else str(key)
-
-
-class _PipelineLoader(yaml.SafeLoader):
-    """YAML as Buildkite's Go parser reads a pipeline: only ``true``/``false`` are booleans (``yes``,
-    ``on`` stay strings) and timestamps stay strings, so values keep their JSON shape."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        """Keys become strings as they are read, so ``1`` and ``true`` stay two keys (in Python they
-        are equal and one would silently replace the other)."""
-        self.flatten_mapping(node)  # resolves << merge keys, as SafeLoader does
-        return {_key_text(key): value for key, value in self.construct_pairs(node, deep=deep)}
-
-
-_PipelineLoader.yaml_implicit_resolvers = {
-    first: [
-        (tag, regexp)
-        for tag, regexp in resolvers
-        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_PipelineLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
+        return read_pipeline(path)
+    except PipelineReadError as exc:
+        raise LintError(str(exc)) from None
 
 
 @functools.cache

@@ -33,7 +33,14 @@ from engine.core.patch.schema import CONTAINER, JOB, TypeSchema
 from engine.core.patch.strategic import PatchError, strategic_merge
 from engine.core.targets import resolve_targets, strip_roles
 from engine.core.templates import to_text
-from engine.model.decision import Decision, Denial, PolicyWarning, TraceRecord
+from engine.model.decision import (
+    Decision,
+    Denial,
+    PolicyWarning,
+    TraceRecord,
+    UnmatchedPolicy,
+    VariableValue,
+)
 from engine.model.job import BuildkiteJob, job_facts
 from engine.model.jsonvalue import JSON, Change, JSONObject, Path, render_path
 from engine.model.policy import Phase
@@ -51,6 +58,8 @@ class _Run:
     denials: list[Denial] = field(default_factory=list)
     warnings: list[PolicyWarning] = field(default_factory=list)
     locks: list[tuple[Path, str]] = field(default_factory=list)
+    unmatched: list[UnmatchedPolicy] = field(default_factory=list)
+    variables: list[VariableValue] = field(default_factory=list)
 
     def set_manifest(self, manifest: JSONObject) -> None:
         self.manifest = manifest
@@ -88,11 +97,14 @@ def evaluate(policies: PolicySet, job: BuildkiteJob, config: Mapping[str, JSON])
         denials=tuple(run.denials),
         warnings=tuple(run.warnings),
         trace=tuple(run.trace),
+        unmatched=tuple(run.unmatched),
+        variables=tuple(run.variables),
     )
 
 
 def _run_policy(run: _Run, policy: CompiledPolicy) -> None:
     if policy.match is not None and not _condition(run, policy, None, policy.match, "match"):
+        run.unmatched.append(UnmatchedPolicy(policy.name, policy.match.source, policy.where))
         return
     for variable in policy.variables:
         try:
@@ -100,6 +112,7 @@ def _run_policy(run: _Run, policy: CompiledPolicy) -> None:
         except EvaluationError as exc:
             _fail(run, policy, f"variables.{variable.name}", str(exc))
         run.activation.set(var_root(variable.name), value)
+        run.variables.append(VariableValue(policy.name, variable.name, value))
     for rule in policy.rules:
         if rule.target is None:
             _run_rule_on(run, policy, rule, None)
@@ -150,7 +163,7 @@ def _run_rule_on(
     run.set_manifest(set_in(run.manifest, prefix, updated) if prefix else updated)
     for change, path in absolute:
         run.trace.append(
-            TraceRecord(policy.name, rule.name, change.op, render_path(path), change.old, change.new)
+            TraceRecord(policy.name, rule.name, change.op, render_path(path), change.old, change.new, path)
         )
     if policy.phase is Phase.ENFORCE:
         run.locks.extend((path, owner) for _, path in absolute)

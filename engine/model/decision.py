@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from engine.model.jsonvalue import JSON, JSONObject
+from engine.model.jsonvalue import JSON, JSONObject, Path
 
 DenialKind = Literal["deny", "error"]
 
@@ -54,6 +54,32 @@ class TraceRecord:
     path: str
     old: JSON
     new: JSON
+    segments: Path | None = None
+    """``path`` as its keys and list indices (``None`` when a record was made without them), so a
+    reader can replay the trace without parsing the rendered path."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnmatchedPolicy:
+    """A policy whose ``match`` was false for this job, so none of its rules ran (shown by the explain
+    view, because "why did my policy not apply?" is the first question after "who set this?")."""
+
+    policy: str
+    match: str
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class VariableValue:
+    """The value a policy variable had for this job, in evaluation order.
+
+    Rendered rule bodies splice these very objects, so the explain view can tell that an env entry a
+    rule added came from, say, ``vars.sharedEnv`` of ``shared-env-and-mounts``.
+    """
+
+    policy: str
+    name: str
+    value: JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +95,8 @@ class Decision:
     denials: tuple[Denial, ...] = ()
     warnings: tuple[PolicyWarning, ...] = ()
     trace: tuple[TraceRecord, ...] = ()
+    unmatched: tuple[UnmatchedPolicy, ...] = ()
+    variables: tuple[VariableValue, ...] = ()
 
     @property
     def failure_message(self) -> str:
