@@ -246,3 +246,11 @@ def _signature() -> inspect.Signature:
 
 
 run_command.__signature__ = _signature()  # type: ignore[attr-defined]
+
+run_app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+"""The ``run`` command as its own app, so ``engine.cli`` imports this module only when ``run`` is used."""
+run_app.command(
+    "run",
+    help="Run the controller: Buildkite jobs become Kubernetes Jobs through the policies.",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+)(run_command)

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from engine.core.patch.strategic import json_equal as _equal
 from engine.explain.paths import PathSyntaxError, concrete_path
 from engine.model.decision import Decision, TraceRecord
 from engine.model.jsonvalue import JSON, Path
@@ -307,16 +308,3 @@ def _parse(text: str) -> Path | None:
         return concrete_path(text)
     except PathSyntaxError:
         return None
-
-
-def _equal(a: JSON, b: JSON) -> bool:
-    """JSON equality: ``1 == 1.0`` but ``True != 1``, as in the documents the engine builds."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict | list) or isinstance(b, dict | list):
-        return False
-    return bool(a == b)

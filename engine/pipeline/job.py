@@ -26,7 +26,8 @@ inputs always give the same job.
 from __future__ import annotations
 
 import uuid as uuid_module
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from engine.model.jsonvalue import JSON, JSONObject, render_path
 from engine.pipeline.plugins import PluginsError, canonical_plugins, plugins_env
@@ -56,6 +57,11 @@ class BuildContext:
     creator: str = "Dry Run"
     creator_email: str = "dry-run@example.com"
     tag: str = ""
+
+    def with_overrides(self, **values: str | int | None) -> BuildContext:
+        """A copy with the given fields set; ``None`` leaves a field as it is."""
+        changes: dict[str, Any] = {name: value for name, value in values.items() if value is not None}
+        return replace(self, **changes)
 
     @property
     def repository_url(self) -> str:

@@ -1,0 +1,172 @@
+"""``engine test`` on jobs: read them (files, a directory, stdin, a pipeline step), evaluate each through
+the same ``evaluate`` the controller calls, and render what a person or a script asked for.
+
+One job prints as before (the Job on stdout, denials and warnings on stderr). Several jobs print every
+admitted Job (YAML documents separated by ``---``, or a JSON list), one ``SOURCE: admitted|denied``
+line each on stderr and a summary line. A job that cannot be read is reported and the others are
+still evaluated; the exit status is the worst outcome: 2 unusable input, 1 denied, 0 all admitted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from engine.core.compiler import PolicySet
+from engine.core.evaluate import evaluate
+from engine.inputs import InputError, load_job_file
+from engine.model.config import ControllerConfig
+from engine.model.decision import Decision
+from engine.model.job import BuildkiteJob, JobInputError, parse_job
+from engine.model.jsonvalue import JSON
+from engine.model.tags import WILDCARD, job_accepted_by_controller, parse_tags
+from engine.render import render_denials, render_warnings, to_json, to_yaml
+
+EXIT_OK = 0
+EXIT_DENIED = 1
+EXIT_INVALID = 2
+STDIN = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunJob:
+    """A job to evaluate and the name it is reported under (a file, ``-``, a pipeline step)."""
+
+    source: str
+    job: BuildkiteJob
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunOutput:
+    stdout: str
+    stderr: str
+    exit_code: int
+
+
+def read_jobs(arguments: Sequence[str], stdin: TextIO | None = None) -> tuple[list[DryRunJob], list[str]]:
+    """Jobs from ``--job`` arguments: files, directories (their ``*.json``, in name order) and ``-``."""
+    jobs: list[DryRunJob] = []
+    problems: list[str] = []
+    for argument in arguments:
+        if argument == STDIN:
+            text = (stdin or sys.stdin).read()
+            try:
+                jobs.append(DryRunJob("-", parse_job(json.loads(text))))
+            except ValueError as exc:
+                detail = "; ".join(exc.problems) if isinstance(exc, JobInputError) else f"not JSON: {exc}"
+                problems.append(f"-: {detail}")
+            continue
+        path = Path(argument)
+        files = [path]
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
+        if path.is_dir() and not files:
+            problems.append(f"{path}: no *.json job files in this directory")
+        for file in files:
+            try:
+                jobs.append(DryRunJob(str(file), load_job_file(file)))
+            except InputError as exc:
+                problems.extend(exc.problems)
+    return jobs, problems
+
+
+def tag_warning(job: BuildkiteJob, config: ControllerConfig) -> str | None:
+    """Why a controller with this config would never be handed this job, or ``None`` when it would be.
+
+    The controller asks Buildkite only for jobs on its ``queue``, then keeps a job when every tag it
+    asks for is one the controller has (or ``*``); a dry run with a config that fails this shows a Job
+    no controller with that config would create.
+    """
+    controller_tags, _ = parse_tags(config.tags)
+    job_tags, _ = parse_tags(job.agent_query_rules)
+    reasons: list[str] = []
+    queue = controller_tags.get("queue")
+    if "queue" not in job_tags and queue not in (None, "default"):
+        reasons.append("it names no queue, so Buildkite offers it to the default queue")
+    if not job_accepted_by_controller(job_tags, controller_tags):
+        wanted = ",".join(
+            f"{k}={v}" for k, v in job_tags.items() if v != WILDCARD and controller_tags.get(k) != v
+        )
+        reasons.append(f"it asks for {wanted}")
+    if not reasons:
+        return None
+    tags = ",".join(config.tags) or "none"
+    return f"a controller with tags {tags} would never take this job: {'; '.join(reasons)}"
+
+
+def run_dry_run(
+    policies: PolicySet,
+    config: ControllerConfig,
+    jobs: Sequence[DryRunJob],
+    *,
+    output: str = "yaml",
+    explain: str | None = None,
+    unreadable: int = 0,
+) -> DryRunOutput:
+    """Evaluate every job and render the results (see the module docstring)."""
+    if explain is not None:
+        from engine.explain.data import explain_data  # noqa: PLC0415 - only --explain needs these
+        from engine.explain.view import render_blame  # noqa: PLC0415
+    view = config.expression_view()
+    outcomes = [(item, evaluate(policies, item.job, view)) for item in jobs]
+    single = len(outcomes) == 1 and unreadable == 0
+    out: list[str] = []
+    err: list[str] = []
+    documents: list[JSON] = []
+    for item, decision in outcomes:
+        warning = tag_warning(item.job, config)
+        prefix = "" if single else f"{item.source}: "
+        if warning is not None:
+            err.append(f"{prefix}warning: {warning}\n")
+        if explain is not None:
+            if output == "json":
+                documents.append(explain_data(decision, policies.replacements))
+            else:
+                documents.append(render_blame(decision, policies.replacements, full=explain == "full"))
+        elif decision.admitted:
+            documents.append(decision.manifest)
+        if single:
+            if not decision.admitted:
+                err.append(render_denials(decision))
+            if explain is None and decision.warnings:
+                err.append(render_warnings(decision))
+        else:
+            err.append(_summary_line(item.source, decision))
+    out.append(_documents(documents, output, explain is not None and output != "json", single))
+    if not single:
+        admitted = sum(1 for _, d in outcomes if d.admitted)
+        denied = len(outcomes) - admitted
+        tail = f", {unreadable} unreadable" if unreadable else ""
+        err.append(f"{len(outcomes) + unreadable} jobs: {admitted} admitted, {denied} denied{tail}\n")
+    if unreadable:
+        code = EXIT_INVALID
+    elif any(not d.admitted for _, d in outcomes):
+        code = EXIT_DENIED
+    else:
+        code = EXIT_OK
+    return DryRunOutput("".join(out), "".join(err), code)
+
+
+def _summary_line(source: str, decision: Decision) -> str:
+    if decision.admitted:
+        count = len(decision.warnings)
+        noted = f" ({count} warning{'s' * (count != 1)})" if count else ""
+        return f"{source}: admitted{noted}\n"
+    return "".join(f"{source}: denied: {d.render()}\n" for d in decision.denials)
+
+
+def _documents(documents: Iterable[JSON], output: str, texts: bool, single: bool) -> str:
+    items = list(documents)
+    if not items:
+        return ""
+    if texts:
+        return "---\n".join(str(item) for item in items)
+    if output == "json":
+        return to_json(items[0]) if single else to_json(items)
+    if single:
+        return to_yaml(items[0])
+    return "---\n".join(to_yaml(item) for item in items)
