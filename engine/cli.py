@@ -294,10 +294,16 @@ def dry_run_command(
 
 @app.command("diff", cls=_Command, context_settings=CONTEXT_SETTINGS)
 def diff_command(
-    old: Annotated[list[Path], typer.Argument(help="The policy files or directories in use today.")],
+    old: Annotated[
+        list[Path] | None,
+        typer.Argument(help="The policy files or directories in use today (none: the default set alone)."),
+    ] = None,
     against: Annotated[
-        list[Path], typer.Option("--against", help="The proposed policy files or directories (one or more).")
-    ],
+        list[Path] | None,
+        typer.Option(
+            "--against", help="The proposed policy files or directories (one or more).", show_default=False
+        ),
+    ] = None,
     suite: Annotated[
         Path | None,
         typer.Option("--suite", "-s", help="Compare on the jobs of this suite's cases.", show_default=False),
@@ -326,8 +332,11 @@ def diff_command(
     """Show, job by job, how the Job and the decision change between two policy sets (exit 1 if any does)."""
     from engine.policy_diff import run_diff_command
 
+    if not against:
+        raise _fail(["engine diff: --against NEW_PATHS... is required (the proposed policies)"])
+
     code, text, errors = run_diff_command(
-        old,
+        old or [],
         against,
         suite=suite,
         pipeline=pipeline,

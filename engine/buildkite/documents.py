@@ -97,6 +97,42 @@ query GetCommandJob($uuid: ID!) {
 }
 """
 
+GET_JOB_FIXTURE = """
+query GetJobFixture($uuid: ID!) {
+  job(uuid: $uuid) {
+    ... on JobTypeCommand {
+      uuid
+      env
+      scheduledAt
+      agentQueryRules
+      command
+      priority {
+        number
+      }
+      label
+      step {
+        key
+      }
+      pipeline {
+        slug
+        name
+        repository {
+          url
+        }
+      }
+      build {
+        number
+        branch
+        commit
+        message
+      }
+    }
+  }
+}
+"""
+"""One command job as ``engine fixture`` writes it: the fields the controller's listing reads, plus the
+trusted facts about its pipeline, build and step."""
+
 CANCEL_COMMAND_JOB = """
 mutation CancelCommandJob($input: JobTypeCommandCancelInput!) {
   jobTypeCommandCancel(input: $input) {
@@ -110,6 +146,7 @@ ALL_DOCUMENTS = MappingProxyType(
         "GetScheduledJobs": GET_SCHEDULED_JOBS,
         "GetScheduledJobsClustered": GET_SCHEDULED_JOBS_CLUSTERED,
         "GetCommandJob": GET_COMMAND_JOB,
+        "GetJobFixture": GET_JOB_FIXTURE,
         "CancelCommandJob": CANCEL_COMMAND_JOB,
     }
 )

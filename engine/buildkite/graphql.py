@@ -170,6 +170,15 @@ class BuildkiteGraphQL:
             return None  # no such job, or not a command job (the fragment selected nothing)
         return CommandJobRef(id=str(job["id"]), state=job["state"])
 
+    async def job_fixture(self, uuid: str) -> JSONObject | None:
+        """The command job with this UUID as a wire-shape node (``engine fixture``); ``None`` when there
+        is no such command job."""
+        data = await self._execute("GetJobFixture", documents.GET_JOB_FIXTURE, {"uuid": uuid})
+        job = data.get("job")
+        if not isinstance(job, dict) or not isinstance(job.get("uuid"), str):
+            return None
+        return job
+
     async def job_state(self, uuid: str) -> str | None:
         """The job's ``JobStates`` value (``"SCHEDULED"``, ``"RUNNING"``, ...), or ``None`` when not found."""
         job = await self.command_job(uuid)

@@ -1000,6 +1000,7 @@ def _full_node(job: _Job, agents: Mapping[str, _Agent]) -> JSONDict:
         "slug": build.pipeline_slug,
         "name": build.pipeline_slug,
         "url": f"https://buildkite.com/{build.org}/{build.pipeline_slug}",
+        "repository": _repository_node(build),
     }
     agent = agents.get(job.agent_uuid or "")
     return {
@@ -1017,6 +1018,7 @@ def _full_node(job: _Job, agents: Mapping[str, _Agent]) -> JSONDict:
         "finishedAt": _iso(job.finished_at),
         "canceledAt": _iso(job.canceled_at),
         "pipeline": pipeline,
+        "step": _step_node(job),
         "build": {
             "id": graphql_id("Build", build.uuid),
             "uuid": build.uuid,
@@ -1070,7 +1072,7 @@ def _job_env(
         "BUILDKITE_PIPELINE_ID": build.pipeline_uuid,
         "BUILDKITE_PIPELINE_PROVIDER": "github",
         "BUILDKITE_PIPELINE_DEFAULT_BRANCH": "main",
-        "BUILDKITE_REPO": f"https://github.com/example/{pipeline}.git",
+        "BUILDKITE_REPO": _repository_node(build)["url"],
         "BUILDKITE_BUILD_ID": build.uuid,
         "BUILDKITE_BUILD_NUMBER": str(build.number),
         "BUILDKITE_BUILD_URL": build.url,
@@ -1098,6 +1100,19 @@ def _job_env(
         )
     env.update(extra)
     return [f"{name}={value}" for name, value in env.items()]
+
+
+# -- job facts for `engine fixture` (GetJobFixture) ---------------------------------------------------
+
+
+def _repository_node(build: _Build) -> JSONDict:
+    """``Pipeline.repository``: the same URL the job's ``BUILDKITE_REPO`` names."""
+    return {"url": f"https://github.com/example/{build.pipeline_slug}.git"}
+
+
+def _step_node(job: _Job) -> JSONDict:
+    """``JobTypeCommand.step`` (a ``StepCommand``): its key, and a UUID stable for the job."""
+    return {"key": job.step_key, "uuid": str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"step/{job.uuid}"))}
 
 
 # -- HTTP helpers -------------------------------------------------------------------------------------

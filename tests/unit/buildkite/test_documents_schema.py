@@ -43,6 +43,7 @@ async def _documents_sent_by_the_client() -> dict[str, str]:
                 "test-org", "kubernetes", cluster_uuid="11111111-2222-3333-4444-555555555555"
             )
             await client.job_state(uuid)
+            await client.job_fixture(uuid)
             await client.cancel_job(uuid, "pod")
         return {str(r.operation_name): r.body["query"] for r in fake.graphql_requests()}
 
