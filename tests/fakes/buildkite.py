@@ -1112,7 +1112,10 @@ def _repository_node(build: _Build) -> JSONDict:
 
 def _step_node(job: _Job) -> JSONDict:
     """``JobTypeCommand.step`` (a ``StepCommand``): its key, and a UUID stable for the job."""
-    return {"key": job.step_key, "uuid": str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"step/{job.uuid}"))}
+    return {
+        "key": job.step_key,
+        "uuid": str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"step/{job.uuid}")),
+    }
 
 
 # -- HTTP helpers -------------------------------------------------------------------------------------

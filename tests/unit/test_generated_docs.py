@@ -52,3 +52,27 @@ def test_policy_schema_rejects_an_unknown_rule_field() -> None:
         "spec": {"phase": "build", "rules": [{"name": "r", "patch": {}, "bogus": 1}]},
     }
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(document))
+
+
+def test_suite_schema_is_current() -> None:
+    current = (ROOT / "schema" / "suite.schema.json").read_text(encoding="utf-8")
+    assert current == _script("gen_suite_schema").render(), "run scripts/gen_suite_schema.py"
+
+
+def test_suite_schema_accepts_the_shipped_suites_and_rejects_a_misspelt_expectation() -> None:
+    schema = json.loads((ROOT / "schema" / "suite.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    files = [
+        *sorted(ROOT.glob("examples/policies/suites/*.suite.yaml")),
+        *sorted(ROOT.glob("tests/suites/*.yaml")),
+    ]
+    assert len(files) >= 8
+    for file in files:
+        errors = [e.message for e in validator.iter_errors(yaml.safe_load(file.read_text(encoding="utf-8")))]
+        assert errors == [], f"{file}: {errors}"
+    bad = {
+        "apiVersion": "policy.agent-stack.dev/v1",
+        "kind": "PolicySuite",
+        "cases": [{"name": "x", "job": "j.json", "expect": {"decison": "admit"}}],
+    }
+    assert list(validator.iter_errors(bad))
