@@ -20,7 +20,8 @@ from engine.explain.data import explain_data
 from engine.explain.view import render_blame
 from engine.inputs import load_config_file, load_job_file
 from engine.model.decision import Decision
-from engine.model.jsonvalue import JSON, Path as JsonPath
+from engine.model.jsonvalue import JSON
+from engine.model.jsonvalue import Path as JsonPath
 from engine.policy.loader import load_policies
 from engine.resources import default_policies_dir
 from tests.golden import GoldenFixture, golden_fixtures
