@@ -175,7 +175,8 @@ def _pipeline_jobs(path: Path, config: ControllerConfig, problems: list[str]) ->
             continue
         try:
             node = job_from_step(pipeline, step, None)
-            out.append(DiffJob(f"{path} step {step.describe()}", parse_job(node), config))
+            name = step.key if step.key is not None else str(step.index)
+            out.append(DiffJob(f"{path} step {name}", parse_job(node), config))
         except (PipelineJobError, JobInputError) as exc:
             problems.append(f"{path}: {exc}")
     if not out and not problems:

@@ -49,13 +49,13 @@ def test_json_output_equals_yaml_output() -> None:
 def test_output_format_must_be_known() -> None:
     result = invoke("test", "--job", HELLO, "-o", "xml")
     assert result.exit_code == 2
-    assert result.stderr == "engine test: --output must be yaml or json, not 'xml'\n"
+    assert "'xml' is not one of 'yaml', 'json'" in result.stderr
 
 
-def test_job_is_required() -> None:
+def test_a_job_is_required() -> None:
     result = invoke("test")
     assert result.exit_code == 2
-    assert result.stderr == "engine test: --job FILE is required\n"
+    assert result.stderr == "engine test: give --job FILE, --pipeline FILE or --suite FILE\n"
 
 
 def test_denied_job_prints_denials_and_exits_1(tmp_path: Path) -> None:
@@ -149,14 +149,13 @@ def test_all_input_problems_are_reported_together(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 4  # missing dir, bogus key, uuid, env
 
 
-def test_explain_shows_who_set_what() -> None:
+def test_explain_prints_the_job_with_who_set_what() -> None:
     result = invoke("test", "--job", HELLO, "--explain")
     assert result.exit_code == 0
-    assert yaml.safe_load(result.stdout)["kind"] == "Job"
-    header = result.stderr.splitlines()[0].split()
-    assert header == ["POLICY/RULE", "OP", "PATH", "VALUE"]
-    assert "job-metadata/job" in result.stderr
-    assert "agent-container/add-agent" in result.stderr
+    assert yaml.safe_load(result.stdout) == yaml.safe_load(invoke("test", "--job", HELLO).stdout)
+    assert result.stdout.splitlines()[0].endswith("# job-metadata/job")
+    assert "# agent-container/add-agent" in result.stdout
+    assert result.stderr == ""
 
 
 def test_no_default_policies_gives_an_empty_manifest() -> None:
