@@ -72,7 +72,10 @@ def test_explain_and_pipeline_paths_stay_light_too() -> None:
 
 
 def test_cel_still_imports_its_shell_for_whoever_asks() -> None:
-    program = "import engine.core.expressions, sys; import cel.cli; print(cel.cli.__name__, 'prompt_toolkit' in sys.modules)"
+    program = (
+        "import engine.core.expressions, sys; import cel.cli; "
+        "print(cel.cli.__name__, 'prompt_toolkit' in sys.modules)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, check=True
     )
