@@ -66,3 +66,24 @@ def test_policy_example_in_the_readme_is_valid(tmp_path: Path) -> None:
     (tmp_path / "gpu.yaml").write_text(policy, encoding="utf-8")
     result = _run(f".venv/bin/engine validate {tmp_path}")
     assert result.returncode == 0, result.stderr
+
+
+def test_testing_policies_section_shows_the_real_output_of_its_suite(tmp_path: Path) -> None:
+    [policy] = re.findall(r"```yaml\n# my-policies/gpu.yaml\n(.*?)```", README, flags=re.DOTALL)
+    [suite] = re.findall(r"```yaml\n# my-policies/gpu.suite.yaml\n(.*?)```", README, flags=re.DOTALL)
+    [console] = re.findall(r"```console\n\$ (\.venv/bin/engine test --suite .*?)\n(.*?)```", README, flags=re.DOTALL)
+    command, output = console
+    (tmp_path / "my-policies").mkdir()
+    (tmp_path / "my-policies" / "gpu.yaml").write_text(policy, encoding="utf-8")
+    (tmp_path / "my-policies" / "gpu.suite.yaml").write_text(suite, encoding="utf-8")
+    result = subprocess.run(
+        [str(ROOT / command.split()[0]), *command.split()[1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.stdout == output
+    assert result.returncode == 1  # the section shows a failing case on purpose
+    assert result.stderr == ""
