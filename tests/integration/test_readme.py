@@ -71,7 +71,8 @@ def test_policy_example_in_the_readme_is_valid(tmp_path: Path) -> None:
 def test_testing_policies_section_shows_the_real_output_of_its_suite(tmp_path: Path) -> None:
     [policy] = re.findall(r"```yaml\n# my-policies/gpu.yaml\n(.*?)```", README, flags=re.DOTALL)
     [suite] = re.findall(r"```yaml\n# my-policies/gpu.suite.yaml\n(.*?)```", README, flags=re.DOTALL)
-    [console] = re.findall(r"```console\n\$ (\.venv/bin/engine test --suite .*?)\n(.*?)```", README, flags=re.DOTALL)
+    pattern = r"```console\n\$ (\.venv/bin/engine test --suite .*?)\n(.*?)```"
+    [console] = re.findall(pattern, README, flags=re.DOTALL)
     command, output = console
     (tmp_path / "my-policies").mkdir()
     (tmp_path / "my-policies" / "gpu.yaml").write_text(policy, encoding="utf-8")
