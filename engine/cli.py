@@ -20,7 +20,7 @@ from engine.core.evaluate import evaluate
 from engine.inputs import InputError, load_config_file, load_job_file
 from engine.lint import LintError, lint_pipeline
 from engine.policy.loader import load_policies
-from engine.render import render_denials, render_explain, render_manifest, render_warnings
+from engine.render import render_explain, render_manifest, render_warnings
 
 EXIT_OK = 0
 EXIT_DENIED = 1
@@ -84,7 +84,7 @@ def dry_run_command(
     if decision.admitted:
         sys.stdout.write(render_manifest(decision, output))
     else:
-        sys.stderr.write(render_denials(decision))
+        sys.stderr.write(decision.failure_message + "\n")  # exactly what the Buildkite job's log shows
     if explain:
         sys.stderr.write(render_explain(decision, policies.replacements))
     elif decision.warnings:

@@ -15,7 +15,6 @@ be read or parsed raises :class:`LintError`, whose message is the single line to
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import pathlib
@@ -29,7 +28,12 @@ import yaml
 
 from engine.model import k8s_types
 from engine.model.jsonvalue import JSON, Path, render_path
-from engine.model.plugin import describe_value, invalid_quantity_message, invalid_time_message
+from engine.model.plugin import (
+    describe_value,
+    invalid_quantity_message,
+    invalid_time_message,
+    unknown_field_message,
+)
 from engine.resources import schema_path
 
 PIPELINE_SCHEMA = "pipeline.schema.json"
@@ -216,16 +220,11 @@ def _problems_of(error: jsonschema.ValidationError, path: Path) -> list[tuple[Pa
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = list(error.schema.get("properties", {}) if isinstance(error.schema, dict) else {})
         return [
-            ((*path, key), LintProblem(render_path((*path, key)), _unknown_field_message(str(key), known)))
+            ((*path, key), LintProblem(render_path((*path, key)), unknown_field_message(str(key), known)))
             for key in error.instance
             if key not in known
         ]
     return [(path, LintProblem(render_path(path), _message(error)))]
-
-
-def _unknown_field_message(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-    return f'unknown field (did you mean "{close[0]}"?)' if close else "unknown field"
 
 
 def _message(error: jsonschema.ValidationError) -> str:

@@ -17,7 +17,9 @@ from engine.core.expressions import (
     compile_expression,
     referenced_variables,
 )
+from engine.core.finish import policy_digest
 from engine.core.templates import Template, TemplateCompileError, compile_template
+from engine.model.decision import ENGINE_POLICY
 from engine.model.jsonvalue import Path
 from engine.model.policy import (
     PHASE_ORDER,
@@ -50,6 +52,8 @@ class Origin:
 
     file: str
     locate: Locator = field(default=lambda path: (1, 1))
+    digest: str = ""
+    """The document's content digest (``engine.core.finish.policy_digest`` of its parsed YAML)."""
 
     def where(self, path: Path, line_offset: int = 0, column_offset: int = 0) -> str:
         line, column = self.locate(path)
@@ -102,6 +106,8 @@ class CompiledPolicy:
     variables: tuple[CompiledVariable, ...]
     rules: tuple[CompiledRule, ...]
     where: str
+    digest: str = ""
+    """The short content hash the changed-by annotation names it by (``engine.core.finish``)."""
 
 
 class _Problems:
@@ -132,6 +138,11 @@ def compile_policy(document: PolicyDocument, origin: Origin, registry: HelperReg
     """Compile one document; raise :class:`PolicyError` listing every problem in it."""
     problems = _Problems(origin)
     spec = document.spec
+    if document.metadata.name == ENGINE_POLICY:
+        problems.lines.append(
+            f"{origin.where(('metadata', 'name'))}: the policy name '{ENGINE_POLICY}' is reserved for the "
+            "engine's own steps (stack/finish, stack/kubernetes-api); choose another name"
+        )
     match = problems.expression(spec.match, ("spec", "match"), registry)
     variables: list[CompiledVariable] = []
     for index, variable in enumerate(spec.variables):
@@ -161,6 +172,8 @@ def compile_policy(document: PolicyDocument, origin: Origin, registry: HelperReg
         variables=tuple(variables),
         rules=tuple(rules),
         where=origin.where(()),
+        digest=origin.digest
+        or policy_digest(document.model_dump(mode="json", by_alias=True, exclude_unset=True)),
     )
 
 
@@ -241,6 +254,11 @@ class PolicySet:
 
     policies: tuple[CompiledPolicy, ...]
     replacements: tuple[Replacement, ...] = ()
+
+    @property
+    def digests(self) -> dict[str, str]:
+        """Policy name -> content digest, for the changed-by annotation."""
+        return {policy.name: policy.digest for policy in self.policies}
 
     @classmethod
     def build(cls, loaded: Sequence[CompiledPolicy]) -> PolicySet:

@@ -42,7 +42,9 @@ What policies see as ``config`` (:meth:`ControllerConfig.expression_view`):
 * Kubernetes objects (volumes, ``envFrom``, ``gitCredentialsSecret``, ``podSpecPatch``) and the
   ``labels``/``annotations`` maps exactly as given: their keys are not config keys;
 * an optional value or block that is not set is **absent** (so ``has(config.agentConfig)`` tells
-  whether the block was configured); keys with a default are always present.
+  whether the block was configured); keys with a default are always present;
+* ``id`` is the *effective* controller ID: the configured one, else ``<namespace>.<queue>``
+  (:mod:`engine.model.controller_id`), so a dry run labels its Job as the controller does.
 """
 
 from __future__ import annotations
@@ -68,8 +70,10 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from engine.model.controller_id import controller_id
 from engine.model.durations import DurationError, format_duration, parse_duration
 from engine.model.jsonvalue import JSON, PathSegment, render_path
+from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION, KUBERNETES_VERSIONS
 from engine.model.plugin import check_plugin, describe_value, unknown_plugin_fields
 from engine.model.tags import parse_tags
 
@@ -266,6 +270,42 @@ Interposer = Annotated[
     AfterValidator(_interposer),
     WithJsonSchema({"type": "string", "enum": list(INTERPOSERS)}),
     _Kind("interposer: buildkite, vector or legacy"),
+]
+
+
+def _kubernetes_version(value: Any) -> Any:
+    """``1.20``, ``"1.20"``, ``"v1.20.2"`` -> ``"1.20"``; a YAML ``1.20`` arrives as the float 1.2."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = f"{value:.2f}" if isinstance(value, float) else str(value)
+    if isinstance(value, str):
+        normalised = value.removeprefix("v")
+        parts = normalised.split(".")
+        if len(parts) >= 2:
+            normalised = ".".join(parts[:2])
+        if normalised in KUBERNETES_VERSIONS:
+            return normalised
+        supported = ", ".join(KUBERNETES_VERSIONS)
+        raise ValueError(f"unsupported Kubernetes version {json.dumps(value)} (supported: {supported})")
+    return value
+
+
+KubernetesVersion = Annotated[
+    str,
+    BeforeValidator(_kubernetes_version),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": "^v?("
+                    + "|".join(re.escape(v) for v in KUBERNETES_VERSIONS)
+                    + r")(\.[0-9]+)?$",
+                },
+                {"type": "number", "enum": [float(v) for v in KUBERNETES_VERSIONS]},
+            ]
+        }
+    ),
+    _Kind(f"Kubernetes version: {', '.join(KUBERNETES_VERSIONS)}"),
 ]
 
 
@@ -636,6 +676,18 @@ class ControllerConfig(_Block):
         "Pod terminationGracePeriodSeconds unless the step sets one.",
         env=True,
     )
+    kubernetes_version: KubernetesVersion = _key(
+        "kubernetes-version",
+        DEFAULT_KUBERNETES_VERSION,
+        "Kubernetes version whose batch/v1 Job API every Job is checked against before it is created "
+        f"(strict: unknown fields, types, names, labels). Supported: {', '.join(KUBERNETES_VERSIONS)}.",
+    )
+    job_log_warnings: bool = _key(
+        "job-log-warnings",
+        True,
+        "Print a job's policy warnings at the top of its Buildkite log, through an agent environment hook "
+        "the Job carries (needs agent v3.89.0+ for BUILDKITE_ADDITIONAL_HOOKS_PATHS).",
+    )
     additional_redacted_vars: StringList = _key(
         "additional-redacted-vars",
         (),
@@ -674,8 +726,19 @@ class ControllerConfig(_Block):
         return data
 
     def expression_view(self) -> dict[str, JSON]:
-        """The config as policies see it (``config.*``); see the module docstring for the mapping."""
-        return _view(self)
+        """The config as policies see it (``config.*``); see the module docstring for the mapping.
+
+        ``id`` is the effective controller ID (:meth:`controller_id`), so a dry run labels its Job
+        exactly as the controller does."""
+        view = _view(self)
+        view["id"] = self.controller_id()
+        return view
+
+    def controller_id(self) -> str:
+        """The ``buildkite.com/controller-id`` value: ``id`` when set, else ``<namespace>.<queue>``
+        (see :mod:`engine.model.controller_id`)."""
+        tags, _ = parse_tags(self.tags)
+        return controller_id(self.id, self.namespace, tags.get("queue", ""))
 
     def missing_required_for_controller(self) -> list[str]:
         """One ``key: message`` line per key the controller needs but that is empty."""

@@ -1,5 +1,8 @@
 """The controller ID: the ``buildkite.com/controller-id`` label value that marks this controller's Jobs.
 
+Pure (no IO): the engine's finishing step writes the label from the config, and the controller
+selects its informers by the same value, so both must derive it identically.
+
 Every Job the scheduler creates (and its pods) carries ``buildkite.com/controller-id=<id>``, and the
 informers select exactly that label, so a controller sees all of its own Jobs and none of another
 controller's, whatever tags the Buildkite jobs asked for (upstream v0.20.2 selected by tags and lost

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from engine.core.compiler import CompiledPolicy, Origin, PolicyError, PolicySet, compile_policy
+from engine.core.finish import policy_digest
 from engine.core.function_registry import REGISTRY
 from engine.model.policy import RULE_KINDS, PolicyDocument
 from engine.policy.yaml_source import SourceDocument, YamlSourceError, load_documents
@@ -76,7 +77,8 @@ def compile_source(text: str, file: str) -> list[CompiledPolicy]:
             problems.extend(_validation_problems(exc, document))
             continue
         try:
-            compiled.append(compile_policy(parsed, Origin(file, document.locate), REGISTRY))
+            origin = Origin(file, document.locate, policy_digest(document.value))
+            compiled.append(compile_policy(parsed, origin, REGISTRY))
         except PolicyError as exc:
             problems.extend(exc.problems)
     if problems:

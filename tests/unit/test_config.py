@@ -78,6 +78,8 @@ DEFAULTS = {
     "prohibit-kubernetes-plugin": False,
     "pod-pending-timeout": "15m0s",
     "default-termination-grace-period-seconds": 60,
+    "kubernetes-version": "1.20",
+    "job-log-warnings": True,
     "additional-redacted-vars": [],
 }
 
@@ -661,10 +663,12 @@ def test_expression_view_of_the_defaults() -> None:
         "imagePullBackoffGracePeriod": 30.0,
         "jobCancelCheckerPollInterval": 5.0,
         "emptyJobGracePeriod": 30.0,
-        "id": "",
+        "id": "default.kubernetes",
         "prohibitKubernetesPlugin": False,
         "podPendingTimeout": 900.0,
         "defaultTerminationGracePeriodSeconds": 60,
+        "kubernetesVersion": "1.20",
+        "jobLogWarnings": True,
         "additionalRedactedVars": [],
     }
 
@@ -835,6 +839,7 @@ def test_reference_table_lists_every_key_with_its_flag() -> None:
 
 def test_flag_keys_are_the_scalar_top_level_keys() -> None:
     structured = {"additional-redacted-vars", "pod-spec-patch", "workspace-volume", "agent-config"}
+    structured |= {"kubernetes-version", "job-log-warnings"}  # engine settings, deliberately file only
     structured |= {
         "default-checkout-params",
         "default-command-params",

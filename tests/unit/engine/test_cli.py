@@ -69,7 +69,7 @@ def test_denied_job_prints_denials_and_exits_1(tmp_path: Path) -> None:
     result = invoke("test", tmp_path, "--job", HELLO)
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr == "no-main/branch: no builds of main here\n"
+    assert result.stderr == "no builds of main here (denied by policy no-main, rule branch)\n"
 
 
 @pytest.mark.parametrize(
@@ -159,10 +159,12 @@ def test_explain_shows_who_set_what() -> None:
     assert "agent-container/add-agent" in result.stderr
 
 
-def test_no_default_policies_gives_an_empty_manifest() -> None:
+def test_without_any_policy_there_is_no_job_the_api_would_accept() -> None:
     result = invoke("test", "--job", HELLO, "--no-default-policies")
-    assert result.exit_code == 0
-    assert yaml.safe_load(result.stdout) == {}
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert 'Kubernetes would refuse this Job: apiVersion: must be "batch/v1", got null' in result.stderr
+    assert "metadata.name: required (no policy rule set this field)" in result.stderr
 
 
 def test_validate(tmp_path: Path) -> None:
