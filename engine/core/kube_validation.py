@@ -11,8 +11,8 @@ checked here, in two passes over the manifest:
   int-or-string and an RFC 3339 time as the API decodes them), every required field present;
 * **the rules the API server's validation applies to a new Job** that policies can break: object,
   container, volume, port and env var names; label and annotation syntax; a Job's restart policy;
-  at least one container, each with an image; unique names; mounts of existing volumes; one source
-  per volume; pull policies.
+  at least one container, each with an image; unique names; mounts of existing volumes; at most
+  one source per volume; pull policies.
 
 Each problem is a :class:`Violation` with the exact path, so the caller can name the policy and rule
 that last wrote it. The checks are compiled once per version into small checker objects (the walk
@@ -355,9 +355,7 @@ def _check_pod(pod: dict[str, JSON], found: list[Violation]) -> None:
                 found.append(Violation((*path, "name"), f"duplicate volume name {json.dumps(name)}"))
             volume_names.add(name)
         sources = [key for key, value in volume.items() if key != "name" and value is not None]
-        if not sources:
-            found.append(Violation(path, "a volume must name exactly one source (emptyDir, secret, ...)"))
-        elif len(sources) > 1:
+        if len(sources) > 1:  # none at all is fine: the API server defaults it to an emptyDir
             found.append(
                 Violation(path, f"a volume may have only one source, got {', '.join(sorted(sources))}")
             )
@@ -542,3 +540,74 @@ def _dns_subdomain(value: str, path: Path, found: list[Violation]) -> None:
                 "and ending with a letter or digit (RFC 1123 subdomain)",
             )
         )
+
+
+# --- policy patches, checked when policies load ----------------------------------------------------
+
+
+def patch_field_problems(
+    value: JSON, type_expression: str, version: str = DEFAULT_KUBERNETES_VERSION
+) -> list[tuple[Path, str]]:
+    """Unknown fields in a patch (or defaults, or a JSON-patch value) written for an object of
+    ``type_expression`` (``Job``, ``Container``): ``(path inside value, message)`` pairs.
+
+    Only what the policy spells out is checked: computed values (``${{ }}`` strings, ``...${{ }}``
+    splices) are judged on the built Job, and strategic-merge directives (``$patch``,
+    ``$retainKeys``, ``$setElementOrder/...``, ``$deleteFromPrimitiveList/...``) are not fields."""
+    problems: list[tuple[Path, str]] = []
+    _walk_patch(value, type_expression, (), _TABLES[version].STRUCTS, problems)
+    return problems
+
+
+def pointer_problems(
+    pointer: str, type_expression: str, version: str = DEFAULT_KUBERNETES_VERSION
+) -> tuple[str | None, str | None]:
+    """For a JSON pointer into an object of ``type_expression``: (the type expression it reaches or
+    ``None``, the problem with it or ``None``). ``-`` and indexes step into lists."""
+    structs = _TABLES[version].STRUCTS
+    current = type_expression
+    if pointer == "":
+        return current, None
+    for raw in pointer.split("/")[1:]:
+        segment = raw.replace("~1", "/").replace("~0", "~")
+        if current.startswith("["):
+            if segment != "-" and not segment.isdigit():
+                return None, f"{json.dumps(segment)} is not a list index"
+            current = current[1:-1]
+        elif current.startswith("{"):
+            current = current[1:-1]
+        elif current in structs:
+            fields = structs[current]
+            if segment not in fields:
+                return None, unknown_field_message(segment, current, fields)
+            current = fields[segment]
+        else:
+            return None, None  # a scalar or ``any``: nothing more is known
+    return current, None
+
+
+def _walk_patch(
+    value: JSON,
+    expression: str,
+    path: Path,
+    structs: Mapping[str, Mapping[str, str]],
+    problems: list[tuple[Path, str]],
+) -> None:
+    if isinstance(value, str) or value is None:
+        return
+    if expression.startswith("[") and isinstance(value, list):
+        for index, item in enumerate(value):
+            _walk_patch(item, expression[1:-1], (*path, index), structs, problems)
+    elif expression.startswith("{") and isinstance(value, dict):
+        for key, item in value.items():
+            _walk_patch(item, expression[1:-1], (*path, key), structs, problems)
+    elif expression in structs and isinstance(value, dict):
+        fields = structs[expression]
+        for key, item in value.items():
+            name = str(key)
+            if name.startswith("$"):
+                continue
+            if name not in fields:
+                problems.append(((*path, name), unknown_field_message(name, expression, fields)))
+            else:
+                _walk_patch(item, fields[name], (*path, name), structs, problems)

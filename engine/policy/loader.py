@@ -77,7 +77,7 @@ def compile_source(text: str, file: str) -> list[CompiledPolicy]:
             problems.extend(_validation_problems(exc, document))
             continue
         try:
-            origin = Origin(file, document.locate, policy_digest(document.value))
+            origin = Origin(file, document.locate, policy_digest(document.value), document.locate_key)
             compiled.append(compile_policy(parsed, origin, REGISTRY))
         except PolicyError as exc:
             problems.extend(exc.problems)

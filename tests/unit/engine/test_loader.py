@@ -156,3 +156,45 @@ def test_not_a_policy_document() -> None:
     found = problems_of("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nspec: {phase: build}\n")
     assert any("apiVersion" in p for p in found)
     assert any("kind" in p for p in found)
+
+
+def test_unknown_kubernetes_fields_in_what_a_rule_spells_out_are_load_errors(tmp_path: Path) -> None:
+    file = tmp_path / "typos.yaml"
+    file.write_text(
+        """\
+apiVersion: policy.agent-stack.dev/v1
+kind: Policy
+metadata: {name: typos}
+spec:
+  phase: customize
+  rules:
+  - name: node
+    patch:
+      spec:
+        template:
+          spec:
+            nodeSelectr: {pool: a}
+            nodeSelector: {any.key/is: fine}
+            tolerations: '${{ vars.computed }}'
+  - name: limits
+    target: $command
+    defaults: {resourcs: {limits: {cpu: "1"}}}
+  - name: pointer
+    jsonPatch:
+    - {op: add, path: /spec/bakoffLimit, value: 1}
+    - {op: add, path: /spec/template/spec/tolerations/-, value: {key: a, efect: NoSchedule}}
+  - name: add
+    append: {path: /spec/template/spec/volumes, items: [{name: v, emptyDir: {mediumm: Memory}}]}
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError) as raised:
+        load_policies([file], include_defaults=False)
+    assert raised.value.problems == [
+        f'{file}:12:13: unknown field "nodeSelectr" in PodSpec (did you mean "nodeSelector"?)',
+        f'{file}:17:16: unknown field "resourcs" in Container (did you mean "resources"?)',
+        f'{file}:20:17: /spec/bakoffLimit: unknown field "bakoffLimit" in JobSpec'
+        ' (did you mean "backoffLimit"?)',
+        f'{file}:21:74: unknown field "efect" in Toleration (did you mean "effect"?)',
+        f'{file}:23:78: unknown field "mediumm" in EmptyDirVolumeSource (did you mean "medium"?)',
+    ]
