@@ -85,7 +85,33 @@ INTERPOSERS = ("", "buildkite", "vector", "legacy")
 """Accepted ``interposer`` values; ``""`` means the default, ``buildkite``."""
 
 REQUIRED_FOR_CONTROLLER = ("agent-token-secret", "buildkite-token", "image", "namespace", "org")
-"""Keys the controller cannot run without (``engine test`` does not need them)."""
+"""Keys the controller cannot run without in the GraphQL mode (``engine test`` does not need them)."""
+
+
+@dataclass(frozen=True)
+class ControllerMode:
+    """One way the controller gets its jobs from Buildkite, and the config keys it cannot run without.
+
+    ``selected_by`` is a JSON-schema condition on the config file that holds when the file is in this
+    mode (``{}``: always); the chart's values schema is generated from it (``scripts/gen_chart_schema.py``),
+    so adding a mode here is what makes ``helm template`` require that mode's keys.
+    """
+
+    name: str
+    description: str
+    required: tuple[str, ...]
+    selected_by: Mapping[str, JSON]
+
+
+CONTROLLER_MODES: tuple[ControllerMode, ...] = (
+    ControllerMode(
+        "graphql",
+        "polls Buildkite's GraphQL API for scheduled jobs with an API token (buildkite-token)",
+        REQUIRED_FOR_CONTROLLER,
+        {},
+    ),
+)
+"""Every mode; the first whose condition holds is the config's mode (today there is only one)."""
 
 NO_COMMAND_MODIFICATION = (
     "modifying container commands or args via podSpecPatch is not supported. "
@@ -234,13 +260,29 @@ _KUBERNETES_REF = "x-kubernetes-definition"
 Volume = Annotated[
     dict[str, JSON],
     AfterValidator(_kubernetes_check("Volume")),
-    WithJsonSchema({_KUBERNETES_REF: "Volume"}),
+    WithJsonSchema(
+        {
+            _KUBERNETES_REF: "Volume",
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "minLength": 1}},
+        }
+    ),
     _Kind("Kubernetes Volume"),
 ]
+_NO_COMMAND_MODIFICATION_SCHEMA: dict[str, JSON] = {
+    "properties": {
+        "containers": {
+            "items": {
+                "properties": {"command": {"maxItems": 0}, "args": {"maxItems": 0}},
+                "description": NO_COMMAND_MODIFICATION,
+            }
+        }
+    }
+}
 PodSpec = Annotated[
     dict[str, JSON],
     AfterValidator(_kubernetes_check("PodSpec")),
-    WithJsonSchema({_KUBERNETES_REF: "PodSpec"}),
+    WithJsonSchema({_KUBERNETES_REF: "PodSpec", **_NO_COMMAND_MODIFICATION_SCHEMA}),
     _Kind("Kubernetes PodSpec"),
 ]
 SecretVolumeSource = Annotated[
@@ -360,6 +402,48 @@ def _tags(value: tuple[str, ...]) -> tuple[str, ...]:
     if "queue" not in tags:
         raise ValueError("missing required tag: queue")
     return value
+
+
+_NON_NEGATIVE_DURATION_PATTERN = _GO_DURATION_PATTERN.replace("^[-+]?", "^[+]?")
+
+NonNegativeDuration = Annotated[
+    Duration,
+    AfterValidator(_not_negative),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _NON_NEGATIVE_DURATION_PATTERN},
+                {"type": "number", "minimum": 0, "description": "seconds"},
+            ]
+        }
+    ),
+]
+PositiveInteger = Annotated[
+    Integer, AfterValidator(_positive), WithJsonSchema({"type": "integer", "minimum": 1})
+]
+_TAG_PATTERN = r"^[^=]+=.*$"
+
+Tags = Annotated[
+    StringList,
+    AfterValidator(_tags),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": _TAG_PATTERN},
+                    "contains": {"type": "string", "pattern": "^queue="},
+                },
+                {"type": "string", "pattern": r"(^|,)\s*queue=", "description": "comma-separated"},
+            ]
+        }
+    ),
+]
+HostPort = Annotated[
+    str,
+    AfterValidator(_host_port),
+    WithJsonSchema({"type": "string", "pattern": r"^$|^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):[0-9]{1,5}$"}),
+]
 
 
 # --- the model --------------------------------------------------------------------------------------
@@ -590,7 +674,7 @@ class ControllerConfig(_Block):
         "command containers.",
         env=True,
     )
-    tags: Annotated[StringList, AfterValidator(_tags)] = _key(
+    tags: Tags = _key(
         "tags",
         ("queue=kubernetes",),
         "The controller's agent tags (key=value); must include queue. A job is taken when its tags are a "
@@ -602,7 +686,7 @@ class ControllerConfig(_Block):
     max_in_flight: Integer = _key(
         "max-in-flight", 25, "Most Jobs running at once; 0 means unlimited.", env=True, ge=0
     )
-    job_ttl: Annotated[Duration, AfterValidator(_not_negative)] = _key(
+    job_ttl: NonNegativeDuration = _key(
         "job-ttl", 600.0, "Time a finished Job is kept (ttlSecondsAfterFinished, whole seconds).", env=True
     )
     poll_interval: Annotated[Duration, _at_least(1.0)] = _key(
@@ -631,7 +715,7 @@ class ControllerConfig(_Block):
         "Buildkite GraphQL URL; empty means the default.",
         env=True,
     )
-    profiler_address: Annotated[str, AfterValidator(_host_port)] = _key(
+    profiler_address: HostPort = _key(
         "profiler-address", "", "host:port to serve profiling endpoints on; empty disables it.", env=True
     )
     prometheus_port: Integer = _key(
@@ -649,7 +733,7 @@ class ControllerConfig(_Block):
         "Interval of the cancelled-job check for pending pods; <= 0 means 5s.",
         env=True,
     )
-    empty_job_grace_period: Annotated[Duration, AfterValidator(_not_negative)] = _key(
+    empty_job_grace_period: NonNegativeDuration = _key(
         "empty-job-grace-period",
         30.0,
         "Time after Job start with no pod before the Job counts as stalled; 0 means immediately.",
@@ -667,10 +751,10 @@ class ControllerConfig(_Block):
     prohibit_kubernetes_plugin: bool = _key(
         "prohibit-kubernetes-plugin", False, "Fail every job that uses the kubernetes plugin.", env=True
     )
-    pod_pending_timeout: Annotated[Duration, AfterValidator(_not_negative)] = _key(
+    pod_pending_timeout: NonNegativeDuration = _key(
         "pod-pending-timeout", 900.0, "Time a pod may stay Pending before its job is failed.", env=True
     )
-    default_termination_grace_period_seconds: Annotated[Integer, AfterValidator(_positive)] = _key(
+    default_termination_grace_period_seconds: PositiveInteger = _key(
         "default-termination-grace-period-seconds",
         60,
         "Pod terminationGracePeriodSeconds unless the step sets one.",
@@ -740,12 +824,17 @@ class ControllerConfig(_Block):
         tags, _ = parse_tags(self.tags)
         return controller_id(self.id, self.namespace, tags.get("queue", ""))
 
+    def mode(self) -> ControllerMode:
+        """How this controller gets its jobs (:data:`CONTROLLER_MODES`; today always ``graphql``)."""
+        return CONTROLLER_MODES[0]
+
     def missing_required_for_controller(self) -> list[str]:
-        """One ``key: message`` line per key the controller needs but that is empty."""
+        """One ``key: message`` line per key the controller needs in its mode but that is empty."""
         fields = type(self).model_fields
+        required = self.mode().required
         problems = []
         for name, field in fields.items():
-            if field.alias in REQUIRED_FOR_CONTROLLER and not getattr(self, name):
+            if field.alias in required and not getattr(self, name):
                 problems.append(
                     f"{field.alias}: required by the controller "
                     f"(set it in the config file, with --{field.alias} or {env_var_name(field.alias)})"
@@ -1006,9 +1095,13 @@ def config_json_schema(kubernetes_definitions: Mapping[str, JSON]) -> dict[str, 
 
 
 def _resolve_kubernetes_refs(node: JSON) -> JSON:
+    """Marker -> ``$ref``; a marker with more keywords (the config's own rules on top of Kubernetes'
+    type, such as a volume's required name) becomes ``allOf: [$ref, those keywords]``."""
     if isinstance(node, dict):
         if _KUBERNETES_REF in node:
-            return {"$ref": f"#/$defs/{node[_KUBERNETES_REF]}"}
+            ref = {"$ref": f"#/$defs/{node[_KUBERNETES_REF]}"}
+            extra = {key: value for key, value in node.items() if key != _KUBERNETES_REF}
+            return {"allOf": [ref, extra]} if extra else ref
         return {key: _resolve_kubernetes_refs(value) for key, value in node.items()}
     if isinstance(node, list):
         return [_resolve_kubernetes_refs(item) for item in node]

@@ -16,11 +16,13 @@ from pydantic import ValidationError
 from engine.core.compiler import CompiledPolicy, Origin, PolicyError, PolicySet, compile_policy
 from engine.core.finish import policy_digest
 from engine.core.function_registry import REGISTRY
+from engine.model.plugin import describe_value
 from engine.model.policy import RULE_KINDS, PolicyDocument
 from engine.policy.yaml_source import SourceDocument, YamlSourceError, load_documents
 from engine.resources import default_policies_dir
 
 POLICY_SUFFIXES = (".yaml", ".yml")
+NO_DOCUMENTS = "the file holds no policy document (only comments or nothing); remove it or write a policy"
 
 
 def policy_files(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
@@ -68,9 +70,14 @@ def compile_source(text: str, file: str) -> list[CompiledPolicy]:
         documents = load_documents(text, file)
     except YamlSourceError as exc:
         raise PolicyError([str(exc)]) from None
+    if not documents:
+        raise PolicyError([f"{file}: {NO_DOCUMENTS}"])
     problems: list[str] = []
     compiled: list[CompiledPolicy] = []
     for document in documents:
+        if not isinstance(document.value, dict):
+            problems.append(_not_a_map(document))
+            continue
         try:
             parsed = PolicyDocument.model_validate(document.value)
         except ValidationError as exc:
@@ -84,6 +91,15 @@ def compile_source(text: str, file: str) -> list[CompiledPolicy]:
     if problems:
         raise PolicyError(problems)
     return compiled
+
+
+def _not_a_map(document: SourceDocument) -> str:
+    if isinstance(document.value, list):
+        got = "a list; put each policy in its own document, separated by lines of ---"
+    else:
+        got = describe_value(document.value)
+    where = f"{document.file}:{document.line}:1"
+    return f"{where}: a policy document must be a map (apiVersion, kind, metadata, spec), got {got}"
 
 
 def _validation_problems(error: ValidationError, document: SourceDocument) -> list[str]:
