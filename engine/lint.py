@@ -249,7 +249,8 @@ def _message(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         title = schema.get("title")
         if title:
-            return f"invalid {title} {json.dumps(instance)}"
+            valid = ", ".join(json.dumps(v) for v in sorted(v for v in expected if v is not None))
+            return f"invalid {title} {json.dumps(instance)} (valid: {valid})"
         allowed = ", ".join(json.dumps(v) for v in expected)
         return f"invalid value {json.dumps(instance)} (expected one of {allowed})"
     if error.validator in ("minProperties", "maxProperties") and isinstance(instance, dict):

@@ -74,7 +74,12 @@ from engine.model.controller_id import controller_id
 from engine.model.durations import DurationError, format_duration, parse_duration
 from engine.model.jsonvalue import JSON, PathSegment, render_path
 from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION, KUBERNETES_VERSIONS
-from engine.model.plugin import check_plugin, describe_value, unknown_plugin_fields
+from engine.model.plugin import (
+    check_plugin,
+    describe_value,
+    unknown_field_message,
+    unknown_plugin_field_problems,
+)
 from engine.model.tags import parse_tags
 
 DEFAULT_IMAGE = "ghcr.io/buildkite/agent:3.87.1"
@@ -235,7 +240,10 @@ def _kubernetes_problems(document: Any, prefix: str) -> list[tuple[str, str]]:
     for problem in check_plugin(document):
         match = _PROBLEM.match(problem.removeprefix(prefix))
         found.append((match.group(1), match.group(2)) if match else ("", problem))
-    found.extend((path.removeprefix(prefix), "unknown key") for path in unknown_plugin_fields(document))
+    found.extend(
+        (path.removeprefix(prefix), message.replace("unknown field", "unknown key", 1))
+        for path, message in unknown_plugin_field_problems(document)
+    )
     return found
 
 
@@ -303,7 +311,9 @@ KUBERNETES_TYPES = ("PodSpec", "Volume", "SecretVolumeSource", "EnvFromSource")
 
 def _interposer(value: Any) -> Any:
     if isinstance(value, str) and value not in INTERPOSERS:
-        raise ValueError(f"invalid command interposer {json.dumps(value, ensure_ascii=False)}")
+        valid = ", ".join(json.dumps(v) for v in sorted(INTERPOSERS))
+        shown = json.dumps(value, ensure_ascii=False)
+        raise ValueError(f"invalid command interposer {shown} (valid: {valid})")
     return value
 
 
@@ -890,12 +900,28 @@ def _view_value(value: Any) -> JSON:
 # --- reading -------------------------------------------------------------------------------------
 
 
+Locator = Callable[[tuple[PathSegment, ...]], tuple[int, int]]
+
+
+class SourcedConfig(dict[str, JSON]):
+    """A config file's decoded content that also knows where each value (``locate``) and each map key
+    (``locate_key``) starts in the file, so problems read ``FILE:LINE:COL: key: message``. Built by
+    whoever read the file (``engine.inputs.read_config_yaml``); a plain mapping works too, without
+    positions."""
+
+    def __init__(self, data: Mapping[str, JSON], locate: Locator, locate_key: Locator) -> None:
+        super().__init__(data)
+        self.locate = locate
+        self.locate_key = locate_key
+
+
 def parse_config(data: Mapping[str, JSON] | None, source: str) -> ControllerConfig:
     """Validate a config file's decoded content (``None`` for an empty file) into a config.
 
-    Raises :class:`ConfigError` listing every problem as ``SOURCE: key.path: message``.
+    Raises :class:`ConfigError` listing every problem as ``SOURCE: key.path: message`` (or
+    ``SOURCE:LINE:COL: ...`` when ``data`` is a :class:`SourcedConfig`).
     """
-    return _validate(data, source, {})
+    return _validate(data, source, {}, data if isinstance(data, SourcedConfig) else None)
 
 
 def resolve_config(
@@ -924,10 +950,15 @@ def resolve_config(
         elif env.get(name):
             merged[key] = env[name]
             origins[key] = f"env {name}"
-    return _validate(merged, source, origins)
+    return _validate(merged, source, origins, file_data if isinstance(file_data, SourcedConfig) else None)
 
 
-def _validate(data: Mapping[str, JSON] | None, source: str, origins: Mapping[str, str]) -> ControllerConfig:
+def _validate(
+    data: Mapping[str, JSON] | None,
+    source: str,
+    origins: Mapping[str, str],
+    located: SourcedConfig | None = None,
+) -> ControllerConfig:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -935,19 +966,55 @@ def _validate(data: Mapping[str, JSON] | None, source: str, origins: Mapping[str
     try:
         return ControllerConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(list(_problem_lines(exc, source, origins))) from None
+        lines = list(_problem_lines(exc, source, origins, located))
+        if located is not None:  # in file order, as an editor shows them
+            lines.sort(key=lambda line: _position_of(line, source))
+        raise ConfigError(lines) from None
 
 
-def _problem_lines(exc: ValidationError, source: str, origins: Mapping[str, str]) -> Iterator[str]:
+def _problem_lines(
+    exc: ValidationError, source: str, origins: Mapping[str, str], located: SourcedConfig | None
+) -> Iterator[str]:
     for error in exc.errors(include_url=False):
-        loc = error["loc"]
-        where = origins.get(str(loc[0]), source) if loc else source
-        path = render_path(tuple(_segment(part) for part in loc))
+        loc = tuple(_segment(part) for part in error["loc"])
+        origin = origins.get(str(loc[0])) if loc else None
+        path = render_path(loc)
         if error["type"] == "kubernetes_object":
             for sub_path, message in error.get("ctx", {}).get("problems", ()):
+                full = (*loc, *_parse_sub_path(sub_path))
+                where = origin or _where(source, located, full, key=message.startswith("unknown key"))
                 yield f"{where}: {path}{sub_path}: {message}"
         else:
-            yield f"{where}: {path or '(top level)'}: {_message(error)}"
+            where = origin or _where(source, located, loc, key=error["type"] == "extra_forbidden")
+            yield f"{where}: {path or '(top level)'}: {_message(error, loc)}"
+
+
+def _where(source: str, located: SourcedConfig | None, path: tuple[PathSegment, ...], *, key: bool) -> str:
+    if located is None:
+        return source
+    line, column = (located.locate_key if key else located.locate)(path)
+    return f"{source}:{line}:{column}"
+
+
+_POSITION = re.compile(r"^:(\d+):(\d+):")
+
+
+def _position_of(line: str, source: str) -> tuple[int, int]:
+    """Where in the file a problem line points (problems from env or flags sort first)."""
+    match = _POSITION.match(line.removeprefix(source)) if line.startswith(source) else None
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+_SUB_PATH_SEGMENT = re.compile(r'\.([^.\[\]"]+)|\[(\d+)\]|\["([^"]*)"\]')
+
+
+def _parse_sub_path(sub_path: str) -> tuple[PathSegment, ...]:
+    """``.containers[0].env[1]`` -> ``("containers", 0, "env", 1)`` (the inverse of ``render_path``)."""
+    segments: list[PathSegment] = []
+    for match in _SUB_PATH_SEGMENT.finditer(sub_path):
+        name, index, quoted = match.groups()
+        segments.append(int(index) if index is not None else (name if name is not None else quoted))
+    return tuple(segments)
 
 
 def _segment(part: str | int) -> PathSegment:
@@ -971,11 +1038,11 @@ _EXPECTED = {
 }
 
 
-def _message(error: ErrorDetails) -> str:
+def _message(error: ErrorDetails, loc: tuple[PathSegment, ...]) -> str:
     kind = error["type"]
     ctx = error.get("ctx", {})
     if kind == "extra_forbidden":
-        return "unknown key"
+        return _unknown_key_message(loc)
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {describe_value(error['input'])}"
     if kind == "greater_than_equal":
@@ -985,6 +1052,16 @@ def _message(error: ErrorDetails) -> str:
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     return error["msg"]
+
+
+def _unknown_key_message(loc: tuple[PathSegment, ...]) -> str:
+    """``unknown key`` plus ``(did you mean "max-in-flight"?)`` when a key of the same block is close."""
+    model: type[BaseModel] | None = ControllerConfig
+    for part in loc[:-1]:
+        field = next((f for f in model.model_fields.values() if f.alias == part), None) if model else None
+        model = _block_type(field) if field is not None else None
+    known = [str(field.alias) for field in model.model_fields.values()] if model is not None else []
+    return unknown_field_message(str(loc[-1]), known).replace("unknown field", "unknown key", 1)
 
 
 # --- documentation and schema ---------------------------------------------------------------------

@@ -237,7 +237,10 @@ class _Enum(_Checker):
             return
         if isinstance(value, str):
             if value not in self.values:
-                problems.append(_problem(parent, key, f"invalid {self.title} {json.dumps(value)}"))
+                valid = ", ".join(json.dumps(v) for v in sorted(self.values))
+                problems.append(
+                    _problem(parent, key, f"invalid {self.title} {json.dumps(value)} (valid: {valid})")
+                )
         else:
             problems.append(_problem(parent, key, f"expected a string, got {describe_value(value)}"))
 

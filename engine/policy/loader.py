@@ -64,6 +64,23 @@ def load_policies(paths: Sequence[Path], *, include_defaults: bool = True) -> Po
     return PolicySet.build(compiled)
 
 
+def load_policy_texts(texts: Sequence[tuple[str, str]], *, include_defaults: bool = True) -> PolicySet:
+    """Like :func:`load_policies`, for policy files given as ``(label, text)`` (a ConfigMap's keys):
+    the default set first (unless excluded), then ``texts`` in order."""
+    compiled: list[CompiledPolicy] = []
+    problems: list[str] = []
+    if include_defaults:
+        compiled.extend(load_policies([]).policies)
+    for label, text in texts:
+        try:
+            compiled.extend(compile_source(text, label))
+        except PolicyError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise PolicyError(problems)
+    return PolicySet.build(compiled)
+
+
 def compile_source(text: str, file: str) -> list[CompiledPolicy]:
     """Compile every policy document in one file's text."""
     try:
@@ -114,7 +131,8 @@ def _validation_problems(error: ValidationError, document: SourceDocument) -> li
             message = f"missing required field '{loc[-1]}'"
         else:
             line, column = document.locate(loc)
-            message = item["msg"]
+            reason = item.get("ctx", {}).get("error") if item["type"] == "value_error" else None
+            message = str(reason) if reason is not None else item["msg"]
         shown = _render_loc(loc)
         out.append(f"{document.file}:{line}:{column}: {shown + ': ' if shown else ''}{message}")
     return out

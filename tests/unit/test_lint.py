@@ -51,7 +51,10 @@ def test_wrong_types_are_problems_in_the_plugin_checkers_words() -> None:
     plugin = "steps[1].plugins[0].kubernetes"
     assert lint_pipeline(FIXTURES / "wrong-type.yaml").problems == (
         LintProblem(f"{plugin}.checkout.skip", 'expected a boolean, got the string "yes"'),
-        LintProblem(f"{plugin}.commandParams.interposer", 'invalid command interposer "bash"'),
+        LintProblem(
+            f"{plugin}.commandParams.interposer",
+            'invalid command interposer "bash" (valid: "", "buildkite", "legacy", "vector")',
+        ),
         LintProblem(f"{plugin}.podSpec.containers[0].env[0].value", "expected a string, got the number 3"),
         LintProblem(
             f"{plugin}.podSpec.containers[0].ports[0].containerPort",
