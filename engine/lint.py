@@ -20,7 +20,7 @@ import json
 import pathlib
 import re
 from collections.abc import Hashable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
@@ -51,10 +51,16 @@ _INTEGER_BITS = {2**31 - 1: 32, -(2**31): 32, 2**63 - 1: 64, -(2**63): 64}
 
 @dataclass(frozen=True, slots=True)
 class LintProblem:
-    """One problem: ``path`` in the document (``""`` for the whole document) and what is wrong."""
+    """One problem: ``path`` in the document (``""`` for the whole document) and what is wrong;
+    ``line``/``column`` (1-based) where it is in the file, when the file was read from disk."""
 
     path: str
     message: str
+    line: int | None = field(default=None, compare=False)
+    column: int | None = field(default=None, compare=False)
+
+    def where(self, file: pathlib.Path) -> str:
+        return f"{file}:{self.line}:{self.column}" if self.line is not None else str(file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +86,7 @@ class LintResult:
             plural = "" if self.plugin_blocks == 1 else "s"
             return [f"{self.file}: valid ({self.plugin_blocks} kubernetes plugin block{plural})"]
         return [
-            f"{self.file}: {p.path}: {p.message}" if p.path else f"{self.file}: {p.message}"
+            f"{p.where(self.file)}: {p.path}: {p.message}" if p.path else f"{p.where(self.file)}: {p.message}"
             for p in self.problems
         ]
 
@@ -91,18 +97,23 @@ class LintError(Exception):
 
 def lint_pipeline(path: pathlib.Path) -> LintResult:
     """Read, parse and lint one pipeline file."""
-    document = load_pipeline(path)
+    document, positions = load_pipeline_with_positions(path)
     return LintResult(
         file=path,
-        problems=tuple(lint_pipeline_document(document)),
+        problems=tuple(lint_pipeline_document(document, positions)),
         plugin_blocks=len(kubernetes_plugin_blocks(document)),
     )
 
 
-def lint_pipeline_document(doc: JSON) -> list[LintProblem]:
-    """Problems of a parsed pipeline document, sorted by path; ``[]`` when it is valid."""
+Positions = dict[Path, tuple[int, int]]
+"""Where each path's value (or, for an unknown field, its key) starts: 1-based line and column."""
+
+
+def lint_pipeline_document(doc: JSON, positions: Positions | None = None) -> list[LintProblem]:
+    """Problems of a parsed pipeline document, sorted by path; ``[]`` when it is valid. With
+    ``positions`` (from :func:`load_pipeline_with_positions`) each problem knows its line and column."""
     if doc is None:
-        return [LintProblem("", "the pipeline is empty")]
+        return [LintProblem("", "the pipeline is empty", *((1, 1) if positions is not None else ()))]
     errors = list(_pipeline_validator().iter_errors(doc))
     typed_paths = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     problems: list[tuple[Path, LintProblem]] = []
@@ -112,7 +123,17 @@ def lint_pipeline_document(doc: JSON) -> list[LintProblem]:
             continue  # a value of the wrong type: its other complaints (enum, pattern) are noise
         problems.extend(_problems_of(error, path))
     problems.sort(key=lambda item: (_sort_key(item[0]), item[1].message))
-    return [problem for _, problem in problems]
+    if positions is None:
+        return [problem for _, problem in problems]
+    return [_positioned(problem, path, positions) for path, problem in problems]
+
+
+def _positioned(problem: LintProblem, path: Path, positions: Positions) -> LintProblem:
+    for end in range(len(path), -1, -1):
+        found = positions.get(path[:end])
+        if found is not None:
+            return LintProblem(problem.path, problem.message, found[0], found[1])
+    return problem
 
 
 def kubernetes_plugin_blocks(doc: JSON) -> list[tuple[Path, JSON]]:
@@ -127,20 +148,48 @@ def kubernetes_plugin_blocks(doc: JSON) -> list[tuple[Path, JSON]]:
 
 def load_pipeline(path: pathlib.Path) -> JSON:
     """The YAML document in ``path`` as JSON-shaped data, or :class:`LintError`."""
+    return load_pipeline_with_positions(path)[0]
+
+
+def load_pipeline_with_positions(path: pathlib.Path) -> tuple[JSON, Positions]:
+    """The YAML document in ``path`` and where each value starts (map keys for their own entries)."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise LintError(f"{path}: not a UTF-8 text file") from None
     except OSError as exc:
         raise LintError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    loader = _PipelineLoader(text)
     try:
-        return yaml.load(text, Loader=_PipelineLoader)
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        positions: Positions = {}
+        _record_positions(node, (), positions)
+        return loader.construct_document(node), positions
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise LintError(f"{path}: invalid YAML{where}: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise LintError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    finally:
+        loader.dispose()
+
+
+def _record_positions(node: yaml.Node, path: Path, positions: Positions) -> None:
+    """Where every path starts: a map entry at its key (where an editor puts the cursor for "unknown
+    field"), a list item at the item."""
+    positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":
+                child = (*path, key_node.value)
+                _record_positions(value_node, child, positions)
+                positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_positions(item, (*path, index), positions)
 
 
 def _key_text(key: Any) -> str:

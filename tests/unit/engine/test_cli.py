@@ -11,6 +11,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from engine.cli import app
+from engine.policy.loader import load_policies
 
 ROOT = Path(__file__).resolve().parents[3]
 HELLO = ROOT / "examples" / "jobs" / "hello-world.json"
@@ -191,3 +192,15 @@ def test_version() -> None:
     result = invoke("version")
     assert result.exit_code == 0
     assert result.stdout.strip()
+
+
+def test_validate_lists_each_policy_with_the_digest_the_changed_by_annotation_shows(tmp_path: Path) -> None:
+    result = invoke("validate", "--list")
+    assert result.exit_code == 0
+    rows = [line.split() for line in result.stdout.splitlines()[:-1]]
+    by_name = {row[0].split("@")[0]: row for row in rows}
+    policies = load_policies([])
+    assert set(by_name) == {policy.name for policy in policies.policies}
+    job_metadata = next(policy for policy in policies.policies if policy.name == "job-metadata")
+    assert by_name["job-metadata"] == [f"job-metadata@{job_metadata.digest}", "build", job_metadata.where]
+    assert job_metadata.where.split(":")[0].endswith("10-job-metadata.yaml")

@@ -198,3 +198,30 @@ spec:
         f'{file}:21:74: unknown field "efect" in Toleration (did you mean "effect"?)',
         f'{file}:23:78: unknown field "mediumm" in EmptyDirVolumeSource (did you mean "medium"?)',
     ]
+
+
+def test_a_file_without_documents_or_with_a_list_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# all commented out\n---\n", encoding="utf-8")
+    listed = tmp_path / "listed.yaml"
+    listed.write_text("- apiVersion: policy.agent-stack.dev/v1\n  kind: Policy\n", encoding="utf-8")
+    with pytest.raises(PolicyError) as raised:
+        load_policies([empty, listed], include_defaults=False)
+    assert raised.value.problems == [
+        f"{empty}: the file holds no policy document (only comments or nothing); remove it or write a policy",
+        f"{listed}:1:1: a policy document must be a map (apiVersion, kind, metadata, spec), got a list;"
+        " put each policy in its own document, separated by lines of ---",
+    ]
+
+
+def test_a_target_typo_lists_the_valid_targets(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as raised:
+        compile_source(
+            policy("t", "customize", "rules:\n- {name: r, target: $comand, patch: {image: x}}\n"), "t.yaml"
+        )
+    [problem] = raised.value.problems
+    assert problem == (
+        't.yaml:7:23: spec.rules[0].target: "$comand" is not a target: did you mean "$command"? use one of '
+        "$command, $checkout, $agent, $sidecars, $init, $containers, or a container name (lowercase letters, "
+        "digits and '-')"
+    )
