@@ -141,6 +141,29 @@ async def test_a_denied_job_is_failed_with_the_policy_message(
     assert sample(metrics, "buildkite_scheduler_jobs_failed_on_buildkite_total") == 1
 
 
+async def test_a_job_the_kubernetes_api_would_refuse_is_failed_without_a_create(
+    fake: FakeBuildkite,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+) -> None:
+    plugin = {"podSpecPatch": {"nodeSelectr": {"pool": "ci"}}}
+    uuid = fake.add_job(plugins=[{"github.com/buildkite-plugins/kubernetes-buildkite-plugin": plugin}])
+    with pytest.raises(JobNotCreatedError) as raised:
+        await scheduler(fake, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+    assert raised.value.reason == "denied"
+    assert jobs.created == []
+    job = fake.job(uuid)
+    assert (job.state, job.exit_status) == ("FINISHED", "1")
+    assert job.log == (
+        'Kubernetes would refuse this Job: spec.template.spec.nodeSelectr: unknown field "nodeSelectr" in '
+        'PodSpec (did you mean "nodeSelector"?) (last set by policy step-pod-spec-patch, rule patch)'
+    )
+    labels = {"policy": "step-pod-spec-patch", "rule": "patch", "kind": "invalid"}
+    assert sample(metrics, "buildkite_engine_denials_total", **labels) == 1
+
+
 async def test_unparseable_plugins_fail_the_job_with_upstreams_message(
     fake: FakeBuildkite,
     config: ControllerConfig,
