@@ -5,6 +5,10 @@ harness binaries are built), the ratio to one ``create`` call of the same Job wi
 dry-run. Targets (README): p50 <= 1 ms and p99 <= 3 ms on the 2-core CI machine with the default set
 plus 20 user policies.
 
+It also prints, measured in the same run, what the engine's last two steps cost inside that figure:
+the finishing step (``engine.core.finish``) and the Kubernetes API check of the finished Job
+(``engine.core.kube_validation``), as p50 and as a share of the whole evaluation.
+
 Usage: .venv/bin/python bench/engine_latency.py [--iterations 2000] [--no-cluster]
 """
 
@@ -19,7 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine import __version__
 from engine.core.evaluate import evaluate
+from engine.core.finish import finish_job
+from engine.core.kube_validation import validate_job
 from engine.model.config import parse_config
 from engine.model.job import parse_job
 from engine.policy.loader import load_policies
@@ -80,6 +87,16 @@ def realistic_job() -> dict[str, Any]:
         "agentQueryRules": ["queue=kubernetes", "size=large"],
         "scheduledAt": "2026-11-27T10:00:00Z",
     }
+
+
+def timed(step: Any, iterations: int) -> float:
+    """The median duration of ``step()`` over ``iterations`` calls."""
+    samples = []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        step()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -173,6 +190,15 @@ def main() -> int:
     print(f"p50: {p50 * 1e3:.3f} ms")
     print(f"p99: {p99 * 1e3:.3f} ms")
     print(f"jobs/s: {args.iterations / total:.0f}")
+    finish = timed(
+        lambda: finish_job(
+            decision.manifest, decision.trace, view, policies.digests, decision.warnings, __version__
+        ),
+        args.iterations,
+    )
+    check = timed(lambda: validate_job(decision.manifest), args.iterations)
+    print(f"finishing step p50: {finish * 1e3:.3f} ms ({finish / p50:.0%} of evaluate)")
+    print(f"Kubernetes API check p50: {check * 1e3:.3f} ms ({check / p50:.0%} of evaluate)")
     if not args.no_cluster:
         create = api_create_seconds(decision.manifest)
         if create is None:

@@ -351,21 +351,62 @@ def diff_command(
 
 @app.command("validate", context_settings=CONTEXT_SETTINGS)
 def validate_command(
-    paths: Annotated[list[Path], typer.Argument(help="Policy files or directories.")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Policy files or directories.")] = None,
     no_default_policies: Annotated[
         bool,
         typer.Option("--no-default-policies", help="Check the files on their own, without the defaults."),
     ] = False,
+    from_manifests: Annotated[
+        str | None,
+        typer.Option(
+            "--from-manifests",
+            help="Check the controller config and policies in rendered manifests (a file, or - for stdin), "
+            "e.g. helm template ... | engine validate --from-manifests -",
+        ),
+    ] = None,
+    list_policies: Annotated[
+        bool,
+        typer.Option(
+            "--list", help="List each policy: name, digest (as in the changed-by annotation), file."
+        ),
+    ] = False,
 ) -> None:
-    """Load and check policies without evaluating any job."""
+    """Load and check policies (or a rendered chart's config and policies) without evaluating any job."""
+    if from_manifests is not None:
+        _validate_manifests(from_manifests)
+        return
+    if not paths and no_default_policies:
+        raise _fail(["engine validate: give policy files or directories, or --from-manifests"])
     from engine.core.compiler import PolicyError
     from engine.policy.loader import load_policies
 
     try:
-        policies = load_policies(paths, include_defaults=not no_default_policies)
+        policies = load_policies(paths or [], include_defaults=not no_default_policies)
     except PolicyError as exc:
         raise _fail(exc.problems) from None
+    if list_policies:
+        for policy in policies.policies:
+            typer.echo(f"{policy.name}@{policy.digest}  {policy.phase.value:<9}  {policy.where}")
     typer.echo(f"{len(policies)} policies OK")
+
+
+def _validate_manifests(source: str) -> None:
+    from engine.predeploy import check_manifests
+
+    if source == "-":
+        text, label = sys.stdin.read(), "<stdin>"
+    else:
+        try:
+            text, label = Path(source).read_text(encoding="utf-8"), source
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _fail([f"{source}: cannot read: {exc}"]) from None
+    report = check_manifests(text, label)
+    for note in report.notes:
+        typer.echo(f"note: {note}", err=True)
+    if not report.ok:
+        raise _fail(report.problems)
+    for line in report.checked:
+        typer.echo(f"OK: {line}")
 
 
 @app.command("lint", context_settings=CONTEXT_SETTINGS)

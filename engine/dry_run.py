@@ -24,7 +24,7 @@ from engine.model.decision import Decision
 from engine.model.job import BuildkiteJob, JobInputError, parse_job
 from engine.model.jsonvalue import JSON
 from engine.model.tags import WILDCARD, job_accepted_by_controller, parse_tags
-from engine.render import render_denials, render_warnings, to_json, to_yaml
+from engine.render import render_warnings, to_json, to_yaml
 
 EXIT_OK = 0
 EXIT_DENIED = 1
@@ -131,7 +131,7 @@ def run_dry_run(
             documents.append(decision.manifest)
         if single:
             if not decision.admitted:
-                err.append(render_denials(decision))
+                err.append(decision.failure_message + "\n")  # exactly what the Buildkite job's log shows
             if explain is None and decision.warnings:
                 err.append(render_warnings(decision))
         else:

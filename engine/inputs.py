@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
-from engine.model.config import ConfigError, ControllerConfig, parse_config
+from engine.model.config import ConfigError, ControllerConfig, SourcedConfig, parse_config
 from engine.model.job import BuildkiteJob, JobInputError, parse_job
+from engine.policy.yaml_source import YamlSourceError, load_documents
 
 
 class InputError(ValueError):
@@ -54,17 +53,22 @@ def load_config_file(path: Path | None) -> ControllerConfig:
 
 
 def read_config_yaml(text: str, source: str) -> dict[str, object] | None:
+    """The config file's content, as a :class:`~engine.model.config.SourcedConfig` that remembers
+    where each key is (so config problems name ``FILE:LINE:COL``); ``None`` for an empty file."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise InputError([f"{where}: {exc.problem or 'invalid YAML'}"]) from None
-    except yaml.YAMLError as exc:
-        raise InputError([f"{source}: invalid YAML: {exc}"]) from None
-    if data is not None and not isinstance(data, dict):
-        raise InputError([f"{source}: expected a map of config keys, got {type(data).__name__}"])
-    return data
+        documents = load_documents(text, source)
+    except YamlSourceError as exc:
+        raise InputError([str(exc)]) from None
+    if len(documents) > 1:
+        raise InputError(
+            [f"{source}:{documents[1].line}:1: a config file holds one YAML document, not several"]
+        )
+    if not documents:
+        return None
+    document = documents[0]
+    if not isinstance(document.value, dict):
+        raise InputError([f"{source}: expected a map of config keys, got {type(document.value).__name__}"])
+    return SourcedConfig(document.value, document.locate, document.locate_key)
 
 
 def _reason(exc: Exception) -> str:

@@ -15,22 +15,26 @@ be read or parsed raises :class:`LintError`, whose message is the single line to
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import pathlib
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 
 from engine.model import k8s_types
 from engine.model.jsonvalue import JSON, Path, render_path
-from engine.model.plugin import describe_value, invalid_quantity_message, invalid_time_message
-from engine.pipeline.source import PipelineReadError
-from engine.pipeline.source import load_pipeline as read_pipeline
+from engine.model.plugin import (
+    describe_value,
+    invalid_quantity_message,
+    invalid_time_message,
+    unknown_field_message,
+)
+from engine.pipeline.source import PipelineReadError, Positions
+from engine.pipeline.source import load_pipeline_with_positions as read_pipeline_with_positions
 from engine.resources import schema_path
 
 PIPELINE_SCHEMA = "pipeline.schema.json"
@@ -48,10 +52,16 @@ _INTEGER_BITS = {2**31 - 1: 32, -(2**31): 32, 2**63 - 1: 64, -(2**63): 64}
 
 @dataclass(frozen=True, slots=True)
 class LintProblem:
-    """One problem: ``path`` in the document (``""`` for the whole document) and what is wrong."""
+    """One problem: ``path`` in the document (``""`` for the whole document) and what is wrong;
+    ``line``/``column`` (1-based) where it is in the file, when the file was read from disk."""
 
     path: str
     message: str
+    line: int | None = field(default=None, compare=False)
+    column: int | None = field(default=None, compare=False)
+
+    def where(self, file: pathlib.Path) -> str:
+        return f"{file}:{self.line}:{self.column}" if self.line is not None else str(file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +87,7 @@ class LintResult:
             plural = "" if self.plugin_blocks == 1 else "s"
             return [f"{self.file}: valid ({self.plugin_blocks} kubernetes plugin block{plural})"]
         return [
-            f"{self.file}: {p.path}: {p.message}" if p.path else f"{self.file}: {p.message}"
+            f"{p.where(self.file)}: {p.path}: {p.message}" if p.path else f"{p.where(self.file)}: {p.message}"
             for p in self.problems
         ]
 
@@ -88,18 +98,19 @@ class LintError(Exception):
 
 def lint_pipeline(path: pathlib.Path) -> LintResult:
     """Read, parse and lint one pipeline file."""
-    document = load_pipeline(path)
+    document, positions = load_pipeline_with_positions(path)
     return LintResult(
         file=path,
-        problems=tuple(lint_pipeline_document(document)),
+        problems=tuple(lint_pipeline_document(document, positions)),
         plugin_blocks=len(kubernetes_plugin_blocks(document)),
     )
 
 
-def lint_pipeline_document(doc: JSON) -> list[LintProblem]:
-    """Problems of a parsed pipeline document, sorted by path; ``[]`` when it is valid."""
+def lint_pipeline_document(doc: JSON, positions: Positions | None = None) -> list[LintProblem]:
+    """Problems of a parsed pipeline document, sorted by path; ``[]`` when it is valid. With
+    ``positions`` (from :func:`load_pipeline_with_positions`) each problem knows its line and column."""
     if doc is None:
-        return [LintProblem("", "the pipeline is empty")]
+        return [LintProblem("", "the pipeline is empty", *((1, 1) if positions is not None else ()))]
     errors = list(_pipeline_validator().iter_errors(doc))
     typed_paths = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     problems: list[tuple[Path, LintProblem]] = []
@@ -109,7 +120,17 @@ def lint_pipeline_document(doc: JSON) -> list[LintProblem]:
             continue  # a value of the wrong type: its other complaints (enum, pattern) are noise
         problems.extend(_problems_of(error, path))
     problems.sort(key=lambda item: (_sort_key(item[0]), item[1].message))
-    return [problem for _, problem in problems]
+    if positions is None:
+        return [problem for _, problem in problems]
+    return [_positioned(problem, path, positions) for path, problem in problems]
+
+
+def _positioned(problem: LintProblem, path: Path, positions: Positions) -> LintProblem:
+    for end in range(len(path), -1, -1):
+        found = positions.get(path[:end])
+        if found is not None:
+            return LintProblem(problem.path, problem.message, found[0], found[1])
+    return problem
 
 
 def kubernetes_plugin_blocks(doc: JSON) -> list[tuple[Path, JSON]]:
@@ -124,8 +145,13 @@ def kubernetes_plugin_blocks(doc: JSON) -> list[tuple[Path, JSON]]:
 
 def load_pipeline(path: pathlib.Path) -> JSON:
     """The YAML document in ``path`` as Buildkite reads it, or :class:`LintError`."""
+    return load_pipeline_with_positions(path)[0]
+
+
+def load_pipeline_with_positions(path: pathlib.Path) -> tuple[JSON, Positions]:
+    """The YAML document in ``path`` and where each value starts, or :class:`LintError`."""
     try:
-        return read_pipeline(path)
+        return read_pipeline_with_positions(path)
     except PipelineReadError as exc:
         raise LintError(str(exc)) from None
 
@@ -176,16 +202,11 @@ def _problems_of(error: jsonschema.ValidationError, path: Path) -> list[tuple[Pa
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = list(error.schema.get("properties", {}) if isinstance(error.schema, dict) else {})
         return [
-            ((*path, key), LintProblem(render_path((*path, key)), _unknown_field_message(str(key), known)))
+            ((*path, key), LintProblem(render_path((*path, key)), unknown_field_message(str(key), known)))
             for key in error.instance
             if key not in known
         ]
     return [(path, LintProblem(render_path(path), _message(error)))]
-
-
-def _unknown_field_message(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-    return f'unknown field (did you mean "{close[0]}"?)' if close else "unknown field"
 
 
 def _message(error: jsonschema.ValidationError) -> str:
@@ -210,7 +231,8 @@ def _message(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         title = schema.get("title")
         if title:
-            return f"invalid {title} {json.dumps(instance)}"
+            valid = ", ".join(json.dumps(v) for v in sorted(v for v in expected if v is not None))
+            return f"invalid {title} {json.dumps(instance)} (valid: {valid})"
         allowed = ", ".join(json.dumps(v) for v in expected)
         return f"invalid value {json.dumps(instance)} (expected one of {allowed})"
     if error.validator in ("minProperties", "maxProperties") and isinstance(instance, dict):

@@ -46,9 +46,5 @@ def render_manifest(decision: Decision, output: str) -> str:
     return to_json(decision.manifest) if output == "json" else to_yaml(decision.manifest)
 
 
-def render_denials(decision: Decision) -> str:
-    return "".join(d.render() + "\n" for d in decision.denials)
-
-
 def render_warnings(decision: Decision) -> str:
     return "".join(f"warning: {w.render()}\n" for w in decision.warnings)

@@ -27,6 +27,7 @@ import yaml
 from typer.testing import CliRunner
 
 from engine.cli import app
+from engine.core.finish import ADDITIONAL_HOOKS_ENV
 from tests.golden import GoldenFixture, admitted_fixtures, denied_fixtures, golden_fixtures
 
 MINIMUM_FIXTURES = 32
@@ -171,6 +172,7 @@ def _job_env_entries(job: dict[str, Any]) -> list[dict[str, str]]:
 
 def shared_env_problems(shared: list[dict[str, Any]], job: dict[str, Any]) -> list[str]:
     """The shared env: fixed head, other plugins, the job's env in API order, the redaction list."""
+    shared = without_warnings_hook(shared)
     names = _names(shared)
     problems = []
     if tuple(names[: len(SHARED_ENV_HEAD)]) != SHARED_ENV_HEAD:
@@ -183,6 +185,14 @@ def shared_env_problems(shared: list[dict[str, Any]], job: dict[str, Any]) -> li
     if middle != _job_env_entries(job):
         problems.append("the job's env is not in the shared env in the API's order")
     return problems
+
+
+def without_warnings_hook(env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``env`` without the entry the finishing step appends to the first bootstrap container when the
+    job has warnings (``engine.core.finish``); it is not part of upstream's order."""
+    if env and env[-1].get("name") == ADDITIONAL_HOOKS_ENV:
+        return env[:-1]
+    return env
 
 
 def container_protocol_problems(manifest: dict[str, Any], job: dict[str, Any]) -> list[str]:
@@ -216,7 +226,7 @@ def container_protocol_problems(manifest: dict[str, Any], job: dict[str, Any]) -
         checkout_env = _env(checkout)
         if tuple(_names(checkout_env[: len(CHECKOUT_ENV_HEAD)])) != CHECKOUT_ENV_HEAD:
             problems.append(f"checkout env starts {_names(checkout_env[: len(CHECKOUT_ENV_HEAD)])}")
-        if checkout_env[-len(shared) :] != shared:
+        if without_warnings_hook(checkout_env)[-len(shared) :] != shared:
             problems.append("checkout env does not end with the shared env")
         if _last_value(checkout, "BUILDKITE_CONTAINER_ID") != "0":
             problems.append("checkout is not container 0")

@@ -244,9 +244,7 @@ class ControllerRuntime:
         kube = KubeClient(api, config.namespace)
         agent_api = AgentAPI(config.agent_config.endpoint or "") if config.agent_config else AgentAPI()
         tokens = _ScrubbedTokenSource(kube, self.scrubber)
-        scheduler = Scheduler(
-            kube, JobFailer(tokens, agent_api, config), self.policies, config, self.controller_id, metrics
-        )
+        scheduler = Scheduler(kube, JobFailer(tokens, agent_api, config), self.policies, config, metrics)
         limiter = None
         after_deduper: JobHandler = scheduler.handle
         if config.max_in_flight > 0:

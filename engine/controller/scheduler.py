@@ -3,13 +3,12 @@
 The pod is not built here. The scheduler asks the policy engine (``evaluate``, the same door ``engine
 test`` uses) and acts on the decision:
 
-* admitted → create the Job the policies built, plus two things only the controller knows: the label
-  ``buildkite.com/controller-id=<id>`` on the Job and its pod template (the informers select on it, so
-  every Job this controller creates is seen by the limiter, deduper and watchers, which fixes upstream's
-  tag-selector bug 4), and the annotation ``policy.agent-stack.dev/changed-by`` listing the policies
-  that changed the Job, so ``kubectl describe`` answers "why does my pod look like this";
-* denied (a deny rule, or a rule that could not be evaluated) → fail the Buildkite job with
-  ``decision.failure_message``;
+* admitted → create ``decision.manifest`` exactly as the engine returned it (the engine's finishing
+  step already put it in the namespace, labelled it ``buildkite.com/controller-id=<id>`` for the
+  informers and annotated it with the policies that changed it; see ``engine.core.finish``), so the
+  Job created is byte for byte the one ``engine test`` prints;
+* denied (a deny rule, a rule that could not be evaluated, or a Job the Kubernetes API would refuse)
+  → fail the Buildkite job with ``decision.failure_message``;
 * the job document itself is unusable → fail it with ``agent-stack-k8s failed to parse the job: ...``.
 
 Kubernetes' answer to the create is mapped as upstream does: ``AlreadyExists`` → duplicate (the Job is
@@ -36,13 +35,11 @@ from engine.controller.pipeline import DuplicateJobError, JobNotCreatedError, Pe
 from engine.controller.policy_store import PolicyStore
 from engine.core.evaluate import evaluate
 from engine.kube.client import AlreadyExistsError, InvalidObjectError, KubeError
-from engine.kube.labels import CONTROLLER_ID_LABEL
 from engine.model.config import ControllerConfig
 from engine.model.decision import Decision
 from engine.model.job import BuildkiteJob, JobInputError, parse_job
 from engine.model.jsonvalue import JSONObject
 
-CHANGED_BY_ANNOTATION = "policy.agent-stack.dev/changed-by"
 PARSE_FAILURE_PREFIX = "agent-stack-k8s failed to parse the job: "
 INVALID_JOB_PREFIX = "Kubernetes rejected the podSpec built by agent-stack-k8s: "
 
@@ -72,15 +69,12 @@ class Scheduler:
         failer: Failer,
         policies: PolicyStore,
         config: ControllerConfig,
-        controller_id: str,
         metrics: ControllerMetrics,
     ) -> None:
         self._kube = kube
         self._failer = failer
         self._policies = policies
-        self._namespace = config.namespace
         self._config_view = config.expression_view()
-        self._controller_id = controller_id
         self._metrics = metrics
 
     async def handle(self, job: PendingJob) -> None:
@@ -97,7 +91,7 @@ class Scheduler:
             await self._fail(job, decision.failure_message, "denied")
             raise JobNotCreatedError(job.uuid, "denied", decision.failure_message)
 
-        manifest = self._finish_manifest(decision)
+        manifest = decision.manifest
         self._metrics.scheduler.job_create_calls.inc()
         try:
             await self._kube.create_job(manifest)
@@ -131,30 +125,6 @@ class Scheduler:
             _log.warning("job %s: %s", job.uuid, warning.render())
         return decision
 
-    def _finish_manifest(self, decision: Decision) -> JSONObject:
-        """The decision's Job plus the controller-id label and the changed-by annotation, in the
-        controller's namespace (a new object: the decision stays untouched)."""
-        manifest = decision.manifest
-        metadata = dict(manifest.get("metadata") or {})
-        metadata["namespace"] = self._namespace
-        metadata["labels"] = {**(metadata.get("labels") or {}), CONTROLLER_ID_LABEL: self._controller_id}
-        changed_by = _policies_in_trace(decision)
-        if changed_by:
-            metadata["annotations"] = {
-                **(metadata.get("annotations") or {}),
-                CHANGED_BY_ANNOTATION: changed_by,
-            }
-        spec = dict(manifest.get("spec") or {})
-        template = dict(spec.get("template") or {})
-        template_metadata = dict(template.get("metadata") or {})
-        template_metadata["labels"] = {
-            **(template_metadata.get("labels") or {}),
-            CONTROLLER_ID_LABEL: self._controller_id,
-        }
-        template["metadata"] = template_metadata
-        spec["template"] = template
-        return {**manifest, "metadata": metadata, "spec": spec}
-
     async def _fail(self, job: PendingJob, message: str, reason: str) -> None:
         outcome = await self._failer.fail(job.uuid, job.agent_query_rules, message)
         if outcome == "failed":
@@ -162,14 +132,6 @@ class Scheduler:
         else:
             self._metrics.scheduler.job_fail_on_buildkite_errors.inc()
             _log.warning("job %s (%s) could not be failed on Buildkite: %s", job.uuid, reason, outcome)
-
-
-def _policies_in_trace(decision: Decision) -> str:
-    """Policy names in the order they first changed the Job, comma-separated."""
-    names: dict[str, None] = {}
-    for record in decision.trace:
-        names.setdefault(record.policy, None)
-    return ",".join(names)
 
 
 def _job_name(manifest: JSONObject) -> str:

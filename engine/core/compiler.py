@@ -17,7 +17,10 @@ from engine.core.expressions import (
     compile_expression,
     referenced_variables,
 )
+from engine.core.finish import policy_digest
+from engine.core.kube_validation import patch_field_problems, pointer_problems
 from engine.core.templates import Template, TemplateCompileError, compile_template
+from engine.model.decision import ENGINE_POLICY
 from engine.model.jsonvalue import Path
 from engine.model.policy import (
     PHASE_ORDER,
@@ -50,6 +53,15 @@ class Origin:
 
     file: str
     locate: Locator = field(default=lambda path: (1, 1))
+    digest: str = ""
+    """The document's content digest (``engine.core.finish.policy_digest`` of its parsed YAML)."""
+    locate_key: Locator | None = None
+    """Where the *key* of a map entry starts (for "unknown field" problems); ``locate`` if None."""
+
+    def where_key(self, path: Path) -> str:
+        """``FILE:LINE:COL`` of the key of the map entry at ``path``."""
+        line, column = (self.locate_key or self.locate)(path)
+        return f"{self.file}:{line}:{column}"
 
     def where(self, path: Path, line_offset: int = 0, column_offset: int = 0) -> str:
         line, column = self.locate(path)
@@ -102,6 +114,8 @@ class CompiledPolicy:
     variables: tuple[CompiledVariable, ...]
     rules: tuple[CompiledRule, ...]
     where: str
+    digest: str = ""
+    """The short content hash the changed-by annotation names it by (``engine.core.finish``)."""
 
 
 class _Problems:
@@ -132,6 +146,11 @@ def compile_policy(document: PolicyDocument, origin: Origin, registry: HelperReg
     """Compile one document; raise :class:`PolicyError` listing every problem in it."""
     problems = _Problems(origin)
     spec = document.spec
+    if document.metadata.name == ENGINE_POLICY:
+        problems.lines.append(
+            f"{origin.where(('metadata', 'name'))}: the policy name '{ENGINE_POLICY}' is reserved for the "
+            "engine's own steps (stack/finish, stack/kubernetes-api); choose another name"
+        )
     match = problems.expression(spec.match, ("spec", "match"), registry)
     variables: list[CompiledVariable] = []
     for index, variable in enumerate(spec.variables):
@@ -161,6 +180,8 @@ def compile_policy(document: PolicyDocument, origin: Origin, registry: HelperReg
         variables=tuple(variables),
         rules=tuple(rules),
         where=origin.where(()),
+        digest=origin.digest
+        or policy_digest(document.model_dump(mode="json", by_alias=True, exclude_unset=True)),
     )
 
 
@@ -205,9 +226,43 @@ def _compile_rule(
             problems.lines.append(f"{where}: an append with a role adds containers; it cannot have a target")
         items = problems.template(rule.append.items, (*path, "append", "items"), registry)
         compiled = replace(base, body=items, append_path=rule.append.path, append_role=rule.append.role)
+    if compiled is not None and len(problems.lines) == before:
+        _check_fields(rule, kind, path, problems)
     if len(problems.lines) > before:
         return None
     return compiled
+
+
+def _check_fields(rule: RuleBase, kind: str, path: Path, problems: _Problems) -> None:
+    """Unknown Kubernetes fields in what a rule spells out, where the rule says what it writes to: a
+    patch or defaults of the Job (or of the targeted container), a JSON patch's paths and values, an
+    append's path and items. Computed values are checked on the built Job instead."""
+    base = "Job" if rule.target is None else "Container"
+    found: list[tuple[Path, str]] = []
+    if isinstance(rule, PatchRule | DefaultsRule):
+        value = rule.patch if isinstance(rule, PatchRule) else rule.defaults
+        found = [((kind, *sub), message) for sub, message in patch_field_problems(value, base)]
+    elif isinstance(rule, JsonPatchRule):
+        for index, op in enumerate(rule.json_patch):
+            reached, problem = pointer_problems(op.path, base)
+            if problem is not None:
+                found.append((("jsonPatch", index, "path"), f"{op.path}: {problem}"))
+            elif reached is not None and op.op in ("add", "replace"):
+                found += [
+                    (("jsonPatch", index, "value", *sub), message)
+                    for sub, message in patch_field_problems(op.value, reached)
+                ]
+    elif isinstance(rule, AppendRule):
+        reached, problem = pointer_problems(rule.append.path, base)
+        if problem is not None:
+            found.append((("append", "path"), f"{rule.append.path}: {problem}"))
+        elif reached is not None and reached.startswith("[") and isinstance(rule.append.items, list):
+            found += [
+                (("append", "items", *sub), message)
+                for sub, message in patch_field_problems(rule.append.items, reached)
+            ]
+    for sub, message in found:
+        problems.lines.append(f"{problems.origin.where_key((*path, *sub))}: {message}")
 
 
 def rule_expressions(rule: CompiledRule) -> list[CompiledExpression]:
@@ -241,6 +296,11 @@ class PolicySet:
 
     policies: tuple[CompiledPolicy, ...]
     replacements: tuple[Replacement, ...] = ()
+
+    @property
+    def digests(self) -> dict[str, str]:
+        """Policy name -> content digest, for the changed-by annotation."""
+        return {policy.name: policy.digest for policy in self.policies}
 
     @classmethod
     def build(cls, loaded: Sequence[CompiledPolicy]) -> PolicySet:

@@ -13,7 +13,15 @@ disagree. Evaluation is a walk over the ordered policy set:
    rule: a broken rule must not produce a half-built pod;
 5. in the ``enforce`` phase, the first rule to change a path owns it: a later rule that would change it
    again is skipped with a warning, so an enforcement cannot be undone by a policy that happens to run
-   after it.
+   after it;
+6. an admitted Job then goes through the engine's finishing step (``engine.core.finish``: namespace,
+   controller-id label, changed-by annotation, the job-log warnings hook; traced as ``stack/finish``)
+   and is checked against the Kubernetes API of ``config.kubernetesVersion``
+   (``engine.core.kube_validation``): a Job the API would refuse or prune is denied with kind
+   ``invalid``, naming the policy and rule that last wrote the offending field.
+
+Warnings about the job itself come first: every field of the job's kubernetes plugin that upstream's
+decoder would silently ignore (``stack/kubernetes-plugin``, with "did you mean").
 """
 
 from __future__ import annotations
@@ -26,13 +34,16 @@ from engine import __version__
 from engine.core.compiler import CompiledPolicy, CompiledRule, PolicySet
 from engine.core.documents import POD_SPEC_PATH, get_in, resolve_path, set_in
 from engine.core.expressions import Activation, CompiledExpression, EvaluationError, var_root
+from engine.core.finish import FINISH_POLICY, FINISH_RULE, finish_job
 from engine.core.function_registry import REGISTRY, ROLE_KEY
+from engine.core.kube_validation import validate_job
 from engine.core.patch.defaults import apply_defaults
 from engine.core.patch.json_patch import JsonPatchError, apply_json_patch
 from engine.core.patch.schema import CONTAINER, JOB, TypeSchema
 from engine.core.patch.strategic import PatchError, strategic_merge
 from engine.core.targets import resolve_targets, strip_roles
 from engine.core.templates import to_text
+from engine.core.violations import violation_denials
 from engine.model.decision import (
     Decision,
     Denial,
@@ -43,7 +54,11 @@ from engine.model.decision import (
 )
 from engine.model.job import BuildkiteJob, job_facts
 from engine.model.jsonvalue import JSON, Change, JSONObject, Path, render_path
+from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION
 from engine.model.policy import Phase
+
+PLUGIN_CHECK_RULE = "kubernetes-plugin"
+"""The rule name of the run-time plugin warnings (under the pseudo-policy ``stack``)."""
 
 
 class _RuleFailedError(Exception):
@@ -75,6 +90,10 @@ def evaluate(policies: PolicySet, job: BuildkiteJob, config: Mapping[str, JSON])
         {**facts, "config": dict(config), "stack": stack, "manifest": {}, "pod": {}}, REGISTRY
     )
     run = _Run(activation)
+    run.warnings.extend(
+        PolicyWarning(FINISH_POLICY, PLUGIN_CHECK_RULE, message)
+        for message in facts["job"].get("kubernetesPluginWarnings", ())
+    )
     failed = False
     for phase in (Phase.BUILD, Phase.CUSTOMIZE, Phase.ENFORCE):
         for policy in policies.policies:
@@ -87,10 +106,15 @@ def evaluate(policies: PolicySet, job: BuildkiteJob, config: Mapping[str, JSON])
                 break
         if failed or run.denials:
             break
+    if not run.denials:
+        _finish(run, policies, config)
     manifest = run.manifest
     pod_spec = get_in(manifest, POD_SPEC_PATH)
     if isinstance(pod_spec, dict):
         manifest = set_in(manifest, POD_SPEC_PATH, strip_roles(pod_spec))
+    if not run.denials:
+        violations = validate_job(manifest, str(config.get("kubernetesVersion", DEFAULT_KUBERNETES_VERSION)))
+        run.denials.extend(violation_denials(violations, run.trace))
     return Decision(
         admitted=not run.denials,
         manifest=manifest,
@@ -102,6 +126,21 @@ def evaluate(policies: PolicySet, job: BuildkiteJob, config: Mapping[str, JSON])
     )
 
 
+def _finish(run: _Run, policies: PolicySet, config: Mapping[str, JSON]) -> None:
+    finished, changes = finish_job(
+        run.manifest, run.trace, config, policies.digests, run.warnings, __version__
+    )
+    run.set_manifest(finished)
+    _record(run, FINISH_POLICY, FINISH_RULE, [(change, change.path) for change in changes])
+
+
+def _record(run: _Run, policy: str, rule: str, changes: list[tuple[Change, Path]]) -> None:
+    for change, path in changes:
+        run.trace.append(
+            TraceRecord(policy, rule, change.op, render_path(path), change.old, change.new, path)
+        )
+
+
 def _run_policy(run: _Run, policy: CompiledPolicy) -> None:
     if policy.match is not None and not _condition(run, policy, None, policy.match, "match"):
         run.unmatched.append(UnmatchedPolicy(policy.name, policy.match.source, policy.where))
@@ -110,7 +149,7 @@ def _run_policy(run: _Run, policy: CompiledPolicy) -> None:
         try:
             value = variable.value.render(run.activation)
         except EvaluationError as exc:
-            _fail(run, policy, f"variables.{variable.name}", str(exc))
+            _fail(run, policy, f"variables.{variable.name}", str(exc), variable.where)
         run.activation.set(var_root(variable.name), value)
         run.variables.append(VariableValue(policy.name, variable.name, value))
     for rule in policy.rules:
@@ -145,7 +184,7 @@ def _run_rule_on(
     try:
         updated, changes = _apply(run.activation, rule, document, schema)
     except (EvaluationError, PatchError, JsonPatchError, ValueError) as exc:
-        _fail(run, policy, rule.name, str(exc))
+        _fail(run, policy, rule.name, str(exc), rule.where)
     if not changes:
         return
     absolute = [(change, (*prefix, *change.path)) for change in changes]
@@ -161,17 +200,14 @@ def _run_rule_on(
         )
         return
     run.set_manifest(set_in(run.manifest, prefix, updated) if prefix else updated)
-    for change, path in absolute:
-        run.trace.append(
-            TraceRecord(policy.name, rule.name, change.op, render_path(path), change.old, change.new, path)
-        )
+    _record(run, policy.name, rule.name, absolute)
     if policy.phase is Phase.ENFORCE:
         run.locks.extend((path, owner) for _, path in absolute)
     if rule.warning is not None:
         try:
             message = rule.warning.render(run.activation)
         except EvaluationError as exc:
-            _fail(run, policy, rule.name, str(exc))
+            _fail(run, policy, rule.name, str(exc), rule.where)
         run.warnings.append(PolicyWarning(policy.name, rule.name, _text(message)))
 
 
@@ -234,7 +270,7 @@ def _deny_or_warn(run: _Run, policy: CompiledPolicy, rule: CompiledRule) -> None
     try:
         message = _text(rule.body.render(run.activation))
     except EvaluationError as exc:
-        _fail(run, policy, rule.name, str(exc))
+        _fail(run, policy, rule.name, str(exc), rule.where)
     if rule.kind == "deny":
         run.denials.append(Denial(policy.name, rule.name, message))
     else:
@@ -245,18 +281,19 @@ def _condition(
     run: _Run, policy: CompiledPolicy, rule: CompiledRule | None, expression: CompiledExpression, what: str
 ) -> bool:
     rule_name = rule.name if rule is not None else what
+    where = rule.where if rule is not None else policy.where
     try:
         value = run.activation.evaluate(expression)
     except EvaluationError as exc:
-        _fail(run, policy, rule_name, f"{what}: {exc}")
+        _fail(run, policy, rule_name, f"{what}: {exc}", where)
     if not isinstance(value, bool):
-        _fail(run, policy, rule_name, f"{what} must be true or false, got {_text(value)!r}")
+        _fail(run, policy, rule_name, f"{what} must be true or false, got {_text(value)!r}", where)
     return value
 
 
-def _fail(run: _Run, policy: CompiledPolicy, rule: str, reason: str) -> NoReturn:
-    where = policy.where.rsplit(":", 1)[0]
-    message = f"policy {policy.name} ({where}) rule {rule} failed: {reason}"
+def _fail(run: _Run, policy: CompiledPolicy, rule: str, reason: str, where: str) -> NoReturn:
+    """Stop with an ``error`` denial; ``where`` is the failing rule's (or variable's) own position."""
+    message = f"policy {policy.name} ({where.rsplit(':', 1)[0]}) rule {rule} failed: {reason}"
     run.denials.append(Denial(policy.name, rule, message, kind="error"))
     raise _RuleFailedError(message)
 

@@ -13,10 +13,12 @@ import uuid as uuid_module
 from collections.abc import Mapping
 from typing import Any
 
+from engine.core.finish import CONTROLLER_ID_LABEL
 from engine.kube.objects import labels_of, list_at
 
+__all__ = ["CONTROLLER_ID_LABEL", "JOB_UUID_LABEL", "TAG_LABEL_PREFIX"]
+
 JOB_UUID_LABEL = "buildkite.com/job-uuid"
-CONTROLLER_ID_LABEL = "buildkite.com/controller-id"
 TAG_LABEL_PREFIX = "tag.buildkite.com/"
 
 _FINISHED_CONDITIONS = frozenset({"Complete", "Failed"})

@@ -42,7 +42,9 @@ What policies see as ``config`` (:meth:`ControllerConfig.expression_view`):
 * Kubernetes objects (volumes, ``envFrom``, ``gitCredentialsSecret``, ``podSpecPatch``) and the
   ``labels``/``annotations`` maps exactly as given: their keys are not config keys;
 * an optional value or block that is not set is **absent** (so ``has(config.agentConfig)`` tells
-  whether the block was configured); keys with a default are always present.
+  whether the block was configured); keys with a default are always present;
+* ``id`` is the *effective* controller ID: the configured one, else ``<namespace>.<queue>``
+  (:mod:`engine.model.controller_id`), so a dry run labels its Job as the controller does.
 """
 
 from __future__ import annotations
@@ -68,9 +70,16 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from engine.model.controller_id import controller_id
 from engine.model.durations import DurationError, format_duration, parse_duration
 from engine.model.jsonvalue import JSON, PathSegment, render_path
-from engine.model.plugin import check_plugin, describe_value, unknown_plugin_fields
+from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION, KUBERNETES_VERSIONS
+from engine.model.plugin import (
+    check_plugin,
+    describe_value,
+    unknown_field_message,
+    unknown_plugin_field_problems,
+)
 from engine.model.tags import parse_tags
 
 DEFAULT_IMAGE = "ghcr.io/buildkite/agent:3.87.1"
@@ -81,7 +90,33 @@ INTERPOSERS = ("", "buildkite", "vector", "legacy")
 """Accepted ``interposer`` values; ``""`` means the default, ``buildkite``."""
 
 REQUIRED_FOR_CONTROLLER = ("agent-token-secret", "buildkite-token", "image", "namespace", "org")
-"""Keys the controller cannot run without (``engine test`` does not need them)."""
+"""Keys the controller cannot run without in the GraphQL mode (``engine test`` does not need them)."""
+
+
+@dataclass(frozen=True)
+class ControllerMode:
+    """One way the controller gets its jobs from Buildkite, and the config keys it cannot run without.
+
+    ``selected_by`` is a JSON-schema condition on the config file that holds when the file is in this
+    mode (``{}``: always); the chart's values schema is generated from it (``scripts/gen_chart_schema.py``),
+    so adding a mode here is what makes ``helm template`` require that mode's keys.
+    """
+
+    name: str
+    description: str
+    required: tuple[str, ...]
+    selected_by: Mapping[str, JSON]
+
+
+CONTROLLER_MODES: tuple[ControllerMode, ...] = (
+    ControllerMode(
+        "graphql",
+        "polls Buildkite's GraphQL API for scheduled jobs with an API token (buildkite-token)",
+        REQUIRED_FOR_CONTROLLER,
+        {},
+    ),
+)
+"""Every mode; the first whose condition holds is the config's mode (today there is only one)."""
 
 NO_COMMAND_MODIFICATION = (
     "modifying container commands or args via podSpecPatch is not supported. "
@@ -205,7 +240,10 @@ def _kubernetes_problems(document: Any, prefix: str) -> list[tuple[str, str]]:
     for problem in check_plugin(document):
         match = _PROBLEM.match(problem.removeprefix(prefix))
         found.append((match.group(1), match.group(2)) if match else ("", problem))
-    found.extend((path.removeprefix(prefix), "unknown key") for path in unknown_plugin_fields(document))
+    found.extend(
+        (path.removeprefix(prefix), message.replace("unknown field", "unknown key", 1))
+        for path, message in unknown_plugin_field_problems(document)
+    )
     return found
 
 
@@ -230,13 +268,29 @@ _KUBERNETES_REF = "x-kubernetes-definition"
 Volume = Annotated[
     dict[str, JSON],
     AfterValidator(_kubernetes_check("Volume")),
-    WithJsonSchema({_KUBERNETES_REF: "Volume"}),
+    WithJsonSchema(
+        {
+            _KUBERNETES_REF: "Volume",
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "minLength": 1}},
+        }
+    ),
     _Kind("Kubernetes Volume"),
 ]
+_NO_COMMAND_MODIFICATION_SCHEMA: dict[str, JSON] = {
+    "properties": {
+        "containers": {
+            "items": {
+                "properties": {"command": {"maxItems": 0}, "args": {"maxItems": 0}},
+                "description": NO_COMMAND_MODIFICATION,
+            }
+        }
+    }
+}
 PodSpec = Annotated[
     dict[str, JSON],
     AfterValidator(_kubernetes_check("PodSpec")),
-    WithJsonSchema({_KUBERNETES_REF: "PodSpec"}),
+    WithJsonSchema({_KUBERNETES_REF: "PodSpec", **_NO_COMMAND_MODIFICATION_SCHEMA}),
     _Kind("Kubernetes PodSpec"),
 ]
 SecretVolumeSource = Annotated[
@@ -257,7 +311,9 @@ KUBERNETES_TYPES = ("PodSpec", "Volume", "SecretVolumeSource", "EnvFromSource")
 
 def _interposer(value: Any) -> Any:
     if isinstance(value, str) and value not in INTERPOSERS:
-        raise ValueError(f"invalid command interposer {json.dumps(value, ensure_ascii=False)}")
+        valid = ", ".join(json.dumps(v) for v in sorted(INTERPOSERS))
+        shown = json.dumps(value, ensure_ascii=False)
+        raise ValueError(f"invalid command interposer {shown} (valid: {valid})")
     return value
 
 
@@ -266,6 +322,42 @@ Interposer = Annotated[
     AfterValidator(_interposer),
     WithJsonSchema({"type": "string", "enum": list(INTERPOSERS)}),
     _Kind("interposer: buildkite, vector or legacy"),
+]
+
+
+def _kubernetes_version(value: Any) -> Any:
+    """``1.20``, ``"1.20"``, ``"v1.20.2"`` -> ``"1.20"``; a YAML ``1.20`` arrives as the float 1.2."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = f"{value:.2f}" if isinstance(value, float) else str(value)
+    if isinstance(value, str):
+        normalised = value.removeprefix("v")
+        parts = normalised.split(".")
+        if len(parts) >= 2:
+            normalised = ".".join(parts[:2])
+        if normalised in KUBERNETES_VERSIONS:
+            return normalised
+        supported = ", ".join(KUBERNETES_VERSIONS)
+        raise ValueError(f"unsupported Kubernetes version {json.dumps(value)} (supported: {supported})")
+    return value
+
+
+KubernetesVersion = Annotated[
+    str,
+    BeforeValidator(_kubernetes_version),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": "^v?("
+                    + "|".join(re.escape(v) for v in KUBERNETES_VERSIONS)
+                    + r")(\.[0-9]+)?$",
+                },
+                {"type": "number", "enum": [float(v) for v in KUBERNETES_VERSIONS]},
+            ]
+        }
+    ),
+    _Kind(f"Kubernetes version: {', '.join(KUBERNETES_VERSIONS)}"),
 ]
 
 
@@ -320,6 +412,48 @@ def _tags(value: tuple[str, ...]) -> tuple[str, ...]:
     if "queue" not in tags:
         raise ValueError("missing required tag: queue")
     return value
+
+
+_NON_NEGATIVE_DURATION_PATTERN = _GO_DURATION_PATTERN.replace("^[-+]?", "^[+]?")
+
+NonNegativeDuration = Annotated[
+    Duration,
+    AfterValidator(_not_negative),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _NON_NEGATIVE_DURATION_PATTERN},
+                {"type": "number", "minimum": 0, "description": "seconds"},
+            ]
+        }
+    ),
+]
+PositiveInteger = Annotated[
+    Integer, AfterValidator(_positive), WithJsonSchema({"type": "integer", "minimum": 1})
+]
+_TAG_PATTERN = r"^[^=]+=.*$"
+
+Tags = Annotated[
+    StringList,
+    AfterValidator(_tags),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": _TAG_PATTERN},
+                    "contains": {"type": "string", "pattern": "^queue="},
+                },
+                {"type": "string", "pattern": r"(^|,)\s*queue=", "description": "comma-separated"},
+            ]
+        }
+    ),
+]
+HostPort = Annotated[
+    str,
+    AfterValidator(_host_port),
+    WithJsonSchema({"type": "string", "pattern": r"^$|^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):[0-9]{1,5}$"}),
+]
 
 
 # --- the model --------------------------------------------------------------------------------------
@@ -550,7 +684,7 @@ class ControllerConfig(_Block):
         "command containers.",
         env=True,
     )
-    tags: Annotated[StringList, AfterValidator(_tags)] = _key(
+    tags: Tags = _key(
         "tags",
         ("queue=kubernetes",),
         "The controller's agent tags (key=value); must include queue. A job is taken when its tags are a "
@@ -562,7 +696,7 @@ class ControllerConfig(_Block):
     max_in_flight: Integer = _key(
         "max-in-flight", 25, "Most Jobs running at once; 0 means unlimited.", env=True, ge=0
     )
-    job_ttl: Annotated[Duration, AfterValidator(_not_negative)] = _key(
+    job_ttl: NonNegativeDuration = _key(
         "job-ttl", 600.0, "Time a finished Job is kept (ttlSecondsAfterFinished, whole seconds).", env=True
     )
     poll_interval: Annotated[Duration, _at_least(1.0)] = _key(
@@ -591,7 +725,7 @@ class ControllerConfig(_Block):
         "Buildkite GraphQL URL; empty means the default.",
         env=True,
     )
-    profiler_address: Annotated[str, AfterValidator(_host_port)] = _key(
+    profiler_address: HostPort = _key(
         "profiler-address", "", "host:port to serve profiling endpoints on; empty disables it.", env=True
     )
     prometheus_port: Integer = _key(
@@ -609,7 +743,7 @@ class ControllerConfig(_Block):
         "Interval of the cancelled-job check for pending pods; <= 0 means 5s.",
         env=True,
     )
-    empty_job_grace_period: Annotated[Duration, AfterValidator(_not_negative)] = _key(
+    empty_job_grace_period: NonNegativeDuration = _key(
         "empty-job-grace-period",
         30.0,
         "Time after Job start with no pod before the Job counts as stalled; 0 means immediately.",
@@ -627,14 +761,26 @@ class ControllerConfig(_Block):
     prohibit_kubernetes_plugin: bool = _key(
         "prohibit-kubernetes-plugin", False, "Fail every job that uses the kubernetes plugin.", env=True
     )
-    pod_pending_timeout: Annotated[Duration, AfterValidator(_not_negative)] = _key(
+    pod_pending_timeout: NonNegativeDuration = _key(
         "pod-pending-timeout", 900.0, "Time a pod may stay Pending before its job is failed.", env=True
     )
-    default_termination_grace_period_seconds: Annotated[Integer, AfterValidator(_positive)] = _key(
+    default_termination_grace_period_seconds: PositiveInteger = _key(
         "default-termination-grace-period-seconds",
         60,
         "Pod terminationGracePeriodSeconds unless the step sets one.",
         env=True,
+    )
+    kubernetes_version: KubernetesVersion = _key(
+        "kubernetes-version",
+        DEFAULT_KUBERNETES_VERSION,
+        "Kubernetes version whose batch/v1 Job API every Job is checked against before it is created "
+        f"(strict: unknown fields, types, names, labels). Supported: {', '.join(KUBERNETES_VERSIONS)}.",
+    )
+    job_log_warnings: bool = _key(
+        "job-log-warnings",
+        True,
+        "Print a job's policy warnings at the top of its Buildkite log, through an agent environment hook "
+        "the Job carries (needs agent v3.89.0+ for BUILDKITE_ADDITIONAL_HOOKS_PATHS).",
     )
     additional_redacted_vars: StringList = _key(
         "additional-redacted-vars",
@@ -674,15 +820,31 @@ class ControllerConfig(_Block):
         return data
 
     def expression_view(self) -> dict[str, JSON]:
-        """The config as policies see it (``config.*``); see the module docstring for the mapping."""
-        return _view(self)
+        """The config as policies see it (``config.*``); see the module docstring for the mapping.
+
+        ``id`` is the effective controller ID (:meth:`controller_id`), so a dry run labels its Job
+        exactly as the controller does."""
+        view = _view(self)
+        view["id"] = self.controller_id()
+        return view
+
+    def controller_id(self) -> str:
+        """The ``buildkite.com/controller-id`` value: ``id`` when set, else ``<namespace>.<queue>``
+        (see :mod:`engine.model.controller_id`)."""
+        tags, _ = parse_tags(self.tags)
+        return controller_id(self.id, self.namespace, tags.get("queue", ""))
+
+    def mode(self) -> ControllerMode:
+        """How this controller gets its jobs (:data:`CONTROLLER_MODES`; today always ``graphql``)."""
+        return CONTROLLER_MODES[0]
 
     def missing_required_for_controller(self) -> list[str]:
-        """One ``key: message`` line per key the controller needs but that is empty."""
+        """One ``key: message`` line per key the controller needs in its mode but that is empty."""
         fields = type(self).model_fields
+        required = self.mode().required
         problems = []
         for name, field in fields.items():
-            if field.alias in REQUIRED_FOR_CONTROLLER and not getattr(self, name):
+            if field.alias in required and not getattr(self, name):
                 problems.append(
                     f"{field.alias}: required by the controller "
                     f"(set it in the config file, with --{field.alias} or {env_var_name(field.alias)})"
@@ -738,12 +900,28 @@ def _view_value(value: Any) -> JSON:
 # --- reading -------------------------------------------------------------------------------------
 
 
+Locator = Callable[[tuple[PathSegment, ...]], tuple[int, int]]
+
+
+class SourcedConfig(dict[str, JSON]):
+    """A config file's decoded content that also knows where each value (``locate``) and each map key
+    (``locate_key``) starts in the file, so problems read ``FILE:LINE:COL: key: message``. Built by
+    whoever read the file (``engine.inputs.read_config_yaml``); a plain mapping works too, without
+    positions."""
+
+    def __init__(self, data: Mapping[str, JSON], locate: Locator, locate_key: Locator) -> None:
+        super().__init__(data)
+        self.locate = locate
+        self.locate_key = locate_key
+
+
 def parse_config(data: Mapping[str, JSON] | None, source: str) -> ControllerConfig:
     """Validate a config file's decoded content (``None`` for an empty file) into a config.
 
-    Raises :class:`ConfigError` listing every problem as ``SOURCE: key.path: message``.
+    Raises :class:`ConfigError` listing every problem as ``SOURCE: key.path: message`` (or
+    ``SOURCE:LINE:COL: ...`` when ``data`` is a :class:`SourcedConfig`).
     """
-    return _validate(data, source, {})
+    return _validate(data, source, {}, data if isinstance(data, SourcedConfig) else None)
 
 
 def resolve_config(
@@ -772,10 +950,15 @@ def resolve_config(
         elif env.get(name):
             merged[key] = env[name]
             origins[key] = f"env {name}"
-    return _validate(merged, source, origins)
+    return _validate(merged, source, origins, file_data if isinstance(file_data, SourcedConfig) else None)
 
 
-def _validate(data: Mapping[str, JSON] | None, source: str, origins: Mapping[str, str]) -> ControllerConfig:
+def _validate(
+    data: Mapping[str, JSON] | None,
+    source: str,
+    origins: Mapping[str, str],
+    located: SourcedConfig | None = None,
+) -> ControllerConfig:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -783,19 +966,55 @@ def _validate(data: Mapping[str, JSON] | None, source: str, origins: Mapping[str
     try:
         return ControllerConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(list(_problem_lines(exc, source, origins))) from None
+        lines = list(_problem_lines(exc, source, origins, located))
+        if located is not None:  # in file order, as an editor shows them
+            lines.sort(key=lambda line: _position_of(line, source))
+        raise ConfigError(lines) from None
 
 
-def _problem_lines(exc: ValidationError, source: str, origins: Mapping[str, str]) -> Iterator[str]:
+def _problem_lines(
+    exc: ValidationError, source: str, origins: Mapping[str, str], located: SourcedConfig | None
+) -> Iterator[str]:
     for error in exc.errors(include_url=False):
-        loc = error["loc"]
-        where = origins.get(str(loc[0]), source) if loc else source
-        path = render_path(tuple(_segment(part) for part in loc))
+        loc = tuple(_segment(part) for part in error["loc"])
+        origin = origins.get(str(loc[0])) if loc else None
+        path = render_path(loc)
         if error["type"] == "kubernetes_object":
             for sub_path, message in error.get("ctx", {}).get("problems", ()):
+                full = (*loc, *_parse_sub_path(sub_path))
+                where = origin or _where(source, located, full, key=message.startswith("unknown key"))
                 yield f"{where}: {path}{sub_path}: {message}"
         else:
-            yield f"{where}: {path or '(top level)'}: {_message(error)}"
+            where = origin or _where(source, located, loc, key=error["type"] == "extra_forbidden")
+            yield f"{where}: {path or '(top level)'}: {_message(error, loc)}"
+
+
+def _where(source: str, located: SourcedConfig | None, path: tuple[PathSegment, ...], *, key: bool) -> str:
+    if located is None:
+        return source
+    line, column = (located.locate_key if key else located.locate)(path)
+    return f"{source}:{line}:{column}"
+
+
+_POSITION = re.compile(r"^:(\d+):(\d+):")
+
+
+def _position_of(line: str, source: str) -> tuple[int, int]:
+    """Where in the file a problem line points (problems from env or flags sort first)."""
+    match = _POSITION.match(line.removeprefix(source)) if line.startswith(source) else None
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+_SUB_PATH_SEGMENT = re.compile(r'\.([^.\[\]"]+)|\[(\d+)\]|\["([^"]*)"\]')
+
+
+def _parse_sub_path(sub_path: str) -> tuple[PathSegment, ...]:
+    """``.containers[0].env[1]`` -> ``("containers", 0, "env", 1)`` (the inverse of ``render_path``)."""
+    segments: list[PathSegment] = []
+    for match in _SUB_PATH_SEGMENT.finditer(sub_path):
+        name, index, quoted = match.groups()
+        segments.append(int(index) if index is not None else (name if name is not None else quoted))
+    return tuple(segments)
 
 
 def _segment(part: str | int) -> PathSegment:
@@ -819,11 +1038,11 @@ _EXPECTED = {
 }
 
 
-def _message(error: ErrorDetails) -> str:
+def _message(error: ErrorDetails, loc: tuple[PathSegment, ...]) -> str:
     kind = error["type"]
     ctx = error.get("ctx", {})
     if kind == "extra_forbidden":
-        return "unknown key"
+        return _unknown_key_message(loc)
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {describe_value(error['input'])}"
     if kind == "greater_than_equal":
@@ -833,6 +1052,16 @@ def _message(error: ErrorDetails) -> str:
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     return error["msg"]
+
+
+def _unknown_key_message(loc: tuple[PathSegment, ...]) -> str:
+    """``unknown key`` plus ``(did you mean "max-in-flight"?)`` when a key of the same block is close."""
+    model: type[BaseModel] | None = ControllerConfig
+    for part in loc[:-1]:
+        field = next((f for f in model.model_fields.values() if f.alias == part), None) if model else None
+        model = _block_type(field) if field is not None else None
+    known = [str(field.alias) for field in model.model_fields.values()] if model is not None else []
+    return unknown_field_message(str(loc[-1]), known).replace("unknown field", "unknown key", 1)
 
 
 # --- documentation and schema ---------------------------------------------------------------------
@@ -943,9 +1172,13 @@ def config_json_schema(kubernetes_definitions: Mapping[str, JSON]) -> dict[str, 
 
 
 def _resolve_kubernetes_refs(node: JSON) -> JSON:
+    """Marker -> ``$ref``; a marker with more keywords (the config's own rules on top of Kubernetes'
+    type, such as a volume's required name) becomes ``allOf: [$ref, those keywords]``."""
     if isinstance(node, dict):
         if _KUBERNETES_REF in node:
-            return {"$ref": f"#/$defs/{node[_KUBERNETES_REF]}"}
+            ref = {"$ref": f"#/$defs/{node[_KUBERNETES_REF]}"}
+            extra = {key: value for key, value in node.items() if key != _KUBERNETES_REF}
+            return {"allOf": [ref, extra]} if extra else ref
         return {key: _resolve_kubernetes_refs(value) for key, value in node.items()}
     if isinstance(node, list):
         return [_resolve_kubernetes_refs(item) for item in node]

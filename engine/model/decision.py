@@ -12,15 +12,21 @@ from typing import Literal
 
 from engine.model.jsonvalue import JSON, JSONObject, Path
 
-DenialKind = Literal["deny", "error"]
+DenialKind = Literal["deny", "error", "invalid"]
+
+ENGINE_POLICY = "stack"
+"""The reserved pseudo-policy name under which the engine's own steps appear in traces, warnings and
+denials (``stack/finish``, ``stack/kubernetes-plugin``, ``stack/kubernetes-api``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Denial:
-    """A policy refused the job (``kind="deny"``) or could not be evaluated for it (``"error"``).
+    """Why the job gets no Kubernetes Job: a policy refused it (``kind="deny"``), a rule could not be
+    evaluated for it (``"error"``), or the Job built for it breaks the Kubernetes API (``"invalid"``;
+    ``policy``/``rule`` name the rule that last wrote the offending field, or ``stack/kubernetes-api``).
 
-    Both fail the Buildkite job with ``message``; the kind only tells an admin whether a rule decided
-    or a rule broke.
+    All fail the Buildkite job (:attr:`Decision.failure_message`); the kind tells an admin whether a
+    rule decided, a rule broke, or a rule built something Kubernetes cannot take.
     """
 
     policy: str
@@ -30,6 +36,17 @@ class Denial:
 
     def render(self) -> str:
         return f"{self.policy}/{self.rule}: {self.message}"
+
+    def log_line(self) -> str:
+        """The line a failed Buildkite job's log shows: the message first (so upstream's wording still
+        starts the line), then who decided. An ``error`` message already names its policy and rule."""
+        if self.kind == "error":
+            return self.message
+        if self.kind == "invalid":
+            if self.policy == ENGINE_POLICY:
+                return f"{self.message} (no policy rule set this field)"
+            return f"{self.message} (last set by policy {self.policy}, rule {self.rule})"
+        return f"{self.message} (denied by policy {self.policy}, rule {self.rule})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,5 +117,5 @@ class Decision:
 
     @property
     def failure_message(self) -> str:
-        """The text a denied Buildkite job is failed with: every denial message, one per line."""
-        return "\n".join(d.message for d in self.denials)
+        """The text a denied Buildkite job is failed with: one :meth:`Denial.log_line` per denial."""
+        return "\n".join(d.log_line() for d in self.denials)

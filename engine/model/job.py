@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.model.jsonvalue import JSON, JSONObject
-from engine.model.plugin import KUBERNETES_PLUGIN_KEY, check_plugin
+from engine.model.plugin import KUBERNETES_PLUGIN_KEY, check_plugin, plugin_warnings
 
 # Buildkite environment variables that carry pipeline/build/step facts.
 _PIPELINE_ENV = {
@@ -237,6 +237,9 @@ def split_plugins(raw: str | None) -> PluginFacts:
         others=tuple(others),
         others_json=others_json,
         kubernetes_error=("failed parsing Kubernetes plugin: " + "; ".join(problems)) if problems else None,
+        kubernetes_warnings=tuple(plugin_warnings(kubernetes))
+        if kubernetes is not None and not problems
+        else (),
     )
 
 
@@ -273,6 +276,8 @@ def job_facts(job: BuildkiteJob) -> dict[str, JSON]:
         job_view["pluginsError"] = plugins.plugins_error
     if plugins.kubernetes_error is not None:
         job_view["kubernetesPluginError"] = plugins.kubernetes_error
+    if plugins.kubernetes_warnings:
+        job_view["kubernetesPluginWarnings"] = list(plugins.kubernetes_warnings)
     build = _from_env(env, _BUILD_ENV)
     number = env.get("BUILDKITE_BUILD_NUMBER")
     if number is not None:

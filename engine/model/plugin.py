@@ -14,6 +14,7 @@ checker objects; the walk allocates a path tuple per object or list, never per s
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Sequence
@@ -55,9 +56,29 @@ def validate_plugin(config: JSON) -> None:
 
 def unknown_plugin_fields(config: JSON) -> list[str]:
     """Paths (``podSpec.containers[0].imagee``) of fields neither the plugin nor Kubernetes defines."""
-    found: list[str] = []
+    return [path for path, _ in unknown_plugin_field_problems(config)]
+
+
+def unknown_plugin_field_problems(config: JSON) -> list[tuple[str, str]]:
+    """``(path, message)`` for every unknown field, the message with a "did you mean" when a known
+    field of the same object is close (the words ``engine lint`` uses)."""
+    found: list[tuple[str, str]] = []
     _PLUGIN.unknown(config, (), found)
     return found
+
+
+def plugin_warnings(config: JSON) -> list[str]:
+    """The run-time warnings for a job's plugin: each field upstream's decoder silently ignores."""
+    return [
+        f"kubernetes plugin: {path}: {message}; it is ignored, so the pod is built without it"
+        for path, message in unknown_plugin_field_problems(config)
+    ]
+
+
+def unknown_field_message(key: str, known: Sequence[str]) -> str:
+    """``unknown field`` plus ``(did you mean "x"?)`` when one of ``known`` is close to ``key``."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
+    return f'unknown field (did you mean "{close[0]}"?)' if close else "unknown field"
 
 
 def describe_value(value: JSON) -> str:
@@ -108,7 +129,7 @@ class _Checker:
     def check(self, value: JSON, parent: Path, key: PathSegment | None, problems: list[str]) -> None:
         raise NotImplementedError
 
-    def unknown(self, value: JSON, path: Path, found: list[str]) -> None:
+    def unknown(self, value: JSON, path: Path, found: list[tuple[str, str]]) -> None:
         """Scalars hold no fields, so nothing here is unknown."""
 
 
@@ -216,7 +237,10 @@ class _Enum(_Checker):
             return
         if isinstance(value, str):
             if value not in self.values:
-                problems.append(_problem(parent, key, f"invalid {self.title} {json.dumps(value)}"))
+                valid = ", ".join(json.dumps(v) for v in sorted(self.values))
+                problems.append(
+                    _problem(parent, key, f"invalid {self.title} {json.dumps(value)} (valid: {valid})")
+                )
         else:
             problems.append(_problem(parent, key, f"expected a string, got {describe_value(value)}"))
 
@@ -239,7 +263,7 @@ class _List(_Checker):
             if element is not None:
                 item.check(element, path, index, problems)
 
-    def unknown(self, value: JSON, path: Path, found: list[str]) -> None:
+    def unknown(self, value: JSON, path: Path, found: list[tuple[str, str]]) -> None:
         if isinstance(value, list):
             for index, element in enumerate(value):
                 self.item.unknown(element, (*path, index), found)
@@ -263,7 +287,7 @@ class _Map(_Checker):
             if element is not None:
                 item.check(element, path, name, problems)
 
-    def unknown(self, value: JSON, path: Path, found: list[str]) -> None:
+    def unknown(self, value: JSON, path: Path, found: list[tuple[str, str]]) -> None:
         if isinstance(value, dict):
             for name, element in value.items():
                 self.item.unknown(element, (*path, name), found)
@@ -298,13 +322,13 @@ class _Struct(_Checker):
                 if field is not None:
                     field.check(element, path, name, problems)
 
-    def unknown(self, value: JSON, path: Path, found: list[str]) -> None:
+    def unknown(self, value: JSON, path: Path, found: list[tuple[str, str]]) -> None:
         if not isinstance(value, dict):
             return
         fields, nested = self.fields, self.nested
         for name, element in value.items():
             if name not in fields:
-                found.append(render_path((*path, name)))
+                found.append((render_path((*path, name)), unknown_field_message(str(name), list(fields))))
             elif name in nested:
                 nested[name].unknown(element, (*path, name), found)
 

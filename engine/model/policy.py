@@ -28,10 +28,13 @@ is the engine's job (``engine.core``).
 
 from __future__ import annotations
 
+import difflib
+import json
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 API_VERSION = "policy.agent-stack.dev/v1"
 
@@ -57,6 +60,23 @@ CelExpression = Annotated[
     str,
     Field(min_length=1, description="A CEL expression over the job context (job, tags, pipeline, ...)."),
 ]
+
+
+_TARGET = re.compile(TARGET_PATTERN)
+
+
+def _valid_target(value: str) -> str:
+    """A target is a symbolic one or a container name; a typo gets the list, not a regex."""
+    if _TARGET.match(value):
+        return value
+    close = (
+        difflib.get_close_matches(value, SYMBOLIC_TARGETS, n=1, cutoff=0.6) if value.startswith("$") else []
+    )
+    hint = f'did you mean "{close[0]}"? ' if close else ""
+    raise ValueError(
+        f"{json.dumps(value)} is not a target: {hint}use one of {', '.join(SYMBOLIC_TARGETS)}, or a "
+        "container name (lowercase letters, digits and '-')"
+    )
 
 
 class _Strict(BaseModel):
@@ -88,9 +108,9 @@ class RuleBase(_Strict):
     )
     description: str | None = None
     when: CelExpression | None = Field(default=None, description="Apply the rule only when this CEL is true.")
-    target: str | None = Field(
+    target: Annotated[str, AfterValidator(_valid_target)] | None = Field(
         default=None,
-        pattern=TARGET_PATTERN,
+        json_schema_extra={"pattern": TARGET_PATTERN},
         description=(
             "Apply the rule to each targeted container instead of the Job: $command, $checkout, $agent, "
             "$sidecars, $init, $containers, or a container name. `container` and `index` are then in scope."

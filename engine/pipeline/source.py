@@ -15,7 +15,10 @@ from typing import Any
 
 import yaml
 
-from engine.model.jsonvalue import JSON
+from engine.model.jsonvalue import JSON, Path
+
+Positions = dict[Path, tuple[int, int]]
+"""Where each value of a document starts, as 1-based (line, column); map entries at their key."""
 
 
 class PipelineReadError(Exception):
@@ -24,25 +27,64 @@ class PipelineReadError(Exception):
 
 def load_pipeline(path: pathlib.Path) -> JSON:
     """The YAML document in ``path`` as JSON-shaped data, or :class:`PipelineReadError`."""
+    return parse_pipeline(_read(path), str(path))
+
+
+def load_pipeline_with_positions(path: pathlib.Path) -> tuple[JSON, Positions]:
+    """The YAML document in ``path`` and where each value starts, or :class:`PipelineReadError`."""
+    text = _read(path)
+    loader = PipelineLoader(text)
     try:
-        text = path.read_text(encoding="utf-8")
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        positions: Positions = {}
+        _record_positions(node, (), positions)
+        return loader.construct_document(node), positions
+    except yaml.YAMLError as exc:
+        raise _read_error(exc, str(path)) from None
+    finally:
+        loader.dispose()
+
+
+def _read(path: pathlib.Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise PipelineReadError(f"{path}: not a UTF-8 text file") from None
     except OSError as exc:
         raise PipelineReadError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
-    return parse_pipeline(text, str(path))
+
+
+def _record_positions(node: yaml.Node, path: Path, positions: Positions) -> None:
+    """Where every path starts: a map entry at its key (where an editor puts the cursor for "unknown
+    field"), a list item at the item."""
+    positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":
+                child = (*path, key_node.value)
+                _record_positions(value_node, child, positions)
+                positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_positions(item, (*path, index), positions)
 
 
 def parse_pipeline(text: str, source: str) -> JSON:
     """Parse pipeline YAML text; ``source`` names it in errors."""
     try:
         return yaml.load(text, Loader=PipelineLoader)
-    except yaml.MarkedYAMLError as exc:
+    except yaml.YAMLError as exc:
+        raise _read_error(exc, source) from None
+
+
+def _read_error(exc: yaml.YAMLError, source: str) -> PipelineReadError:
+    if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PipelineReadError(f"{source}: invalid YAML{where}: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise PipelineReadError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from None
+        return PipelineReadError(f"{source}: invalid YAML{where}: {exc.problem or exc.context}")
+    return PipelineReadError(f"{source}: invalid YAML: {' '.join(str(exc).split())}")
 
 
 def _key_text(key: Any) -> str:

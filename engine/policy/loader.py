@@ -14,12 +14,15 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from engine.core.compiler import CompiledPolicy, Origin, PolicyError, PolicySet, compile_policy
+from engine.core.finish import policy_digest
 from engine.core.function_registry import REGISTRY
+from engine.model.plugin import describe_value
 from engine.model.policy import RULE_KINDS, PolicyDocument
 from engine.policy.yaml_source import SourceDocument, YamlSourceError, load_documents
 from engine.resources import default_policies_dir
 
 POLICY_SUFFIXES = (".yaml", ".yml")
+NO_DOCUMENTS = "the file holds no policy document (only comments or nothing); remove it or write a policy"
 
 
 def policy_files(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
@@ -61,27 +64,59 @@ def load_policies(paths: Sequence[Path], *, include_defaults: bool = True) -> Po
     return PolicySet.build(compiled)
 
 
+def load_policy_texts(texts: Sequence[tuple[str, str]], *, include_defaults: bool = True) -> PolicySet:
+    """Like :func:`load_policies`, for policy files given as ``(label, text)`` (a ConfigMap's keys):
+    the default set first (unless excluded), then ``texts`` in order."""
+    compiled: list[CompiledPolicy] = []
+    problems: list[str] = []
+    if include_defaults:
+        compiled.extend(load_policies([]).policies)
+    for label, text in texts:
+        try:
+            compiled.extend(compile_source(text, label))
+        except PolicyError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise PolicyError(problems)
+    return PolicySet.build(compiled)
+
+
 def compile_source(text: str, file: str) -> list[CompiledPolicy]:
     """Compile every policy document in one file's text."""
     try:
         documents = load_documents(text, file)
     except YamlSourceError as exc:
         raise PolicyError([str(exc)]) from None
+    if not documents:
+        raise PolicyError([f"{file}: {NO_DOCUMENTS}"])
     problems: list[str] = []
     compiled: list[CompiledPolicy] = []
     for document in documents:
+        if not isinstance(document.value, dict):
+            problems.append(_not_a_map(document))
+            continue
         try:
             parsed = PolicyDocument.model_validate(document.value)
         except ValidationError as exc:
             problems.extend(_validation_problems(exc, document))
             continue
         try:
-            compiled.append(compile_policy(parsed, Origin(file, document.locate), REGISTRY))
+            origin = Origin(file, document.locate, policy_digest(document.value), document.locate_key)
+            compiled.append(compile_policy(parsed, origin, REGISTRY))
         except PolicyError as exc:
             problems.extend(exc.problems)
     if problems:
         raise PolicyError(problems)
     return compiled
+
+
+def _not_a_map(document: SourceDocument) -> str:
+    if isinstance(document.value, list):
+        got = "a list; put each policy in its own document, separated by lines of ---"
+    else:
+        got = describe_value(document.value)
+    where = f"{document.file}:{document.line}:1"
+    return f"{where}: a policy document must be a map (apiVersion, kind, metadata, spec), got {got}"
 
 
 def _validation_problems(error: ValidationError, document: SourceDocument) -> list[str]:
@@ -96,7 +131,8 @@ def _validation_problems(error: ValidationError, document: SourceDocument) -> li
             message = f"missing required field '{loc[-1]}'"
         else:
             line, column = document.locate(loc)
-            message = item["msg"]
+            reason = item.get("ctx", {}).get("error") if item["type"] == "value_error" else None
+            message = str(reason) if reason is not None else item["msg"]
         shown = _render_loc(loc)
         out.append(f"{document.file}:{line}:{column}: {shown + ': ' if shown else ''}{message}")
     return out

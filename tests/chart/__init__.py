@@ -27,7 +27,16 @@ RELEASE_NAMESPACE = "buildkite"
 POLICIES_DIR = "/etc/agent-stack/policies"
 AGENT_TOKEN = "agent-token-value"
 GRAPHQL_TOKEN = "graphql-token-value"
-TOKENS = ("--set", f"agentToken={AGENT_TOKEN}", "--set", f"graphqlToken={GRAPHQL_TOKEN}")
+ORG = "test-org"
+TOKENS = (
+    "--set",
+    f"agentToken={AGENT_TOKEN}",
+    "--set",
+    f"graphqlToken={GRAPHQL_TOKEN}",
+    "--set",
+    f"config.org={ORG}",
+)
+"""The values every install needs: both tokens and the Buildkite organization (``config.org``)."""
 HELM_TIMEOUT_SECONDS = 60
 
 Manifest = dict[str, Any]

@@ -17,6 +17,7 @@ from tests.chart import (
     AGENT_TOKEN,
     CHART_DIR,
     GRAPHQL_TOKEN,
+    ORG,
     POLICIES_DIR,
     RELEASE,
     RELEASE_NAMESPACE,
@@ -40,6 +41,11 @@ from tests.chart import (
 FULLNAME = f"{RELEASE}-agent-stack-k8s"
 DEFAULT_KINDS = sorted(
     ["ServiceAccount", "Secret", "ConfigMap", "ConfigMap", "Role", "RoleBinding", "Deployment"]
+)
+
+# A minimal valid policy, as --set-string gives it (commas would split a --set value, so none here).
+A_POLICY = (
+    "apiVersion: policy.agent-stack.dev/v1\nkind: Policy\nmetadata: {name: extra}\nspec: {phase: build}"
 )
 
 
@@ -137,7 +143,7 @@ def test_image_defaults_to_the_placeholder_registry_at_the_app_version() -> None
 
 def test_config_file_is_the_injected_keys_plus_the_default_config() -> None:
     config = rendered_config(render())
-    assert config == {**injected(f"{FULLNAME}-secrets"), **chart_values()["config"]}
+    assert config == {**injected(f"{FULLNAME}-secrets"), **chart_values()["config"], "org": ORG}
 
 
 def test_upstream_values_file_works_unchanged() -> None:
@@ -273,7 +279,7 @@ def test_policy_changes_hot_reload_without_touching_the_pod_template() -> None:
     def template(*extra: str) -> Manifest:
         return dict(one_of_kind(render(set_args=(*TOKENS, *extra)), "Deployment")["spec"]["template"])
 
-    assert template() == template("--set-string", "policies.extra\\.yaml=kind: Policy")
+    assert template() == template("--set-string", f"policies.extra\\.yaml={A_POLICY}")
     assert "checksum/policies" not in template()["metadata"]["annotations"]
 
 
@@ -281,7 +287,7 @@ def test_roll_on_policy_change_adds_a_policy_checksum_that_follows_the_policies(
     roll = ("--set", "rollOnPolicyChange=true")
     before = pod_annotations(render(set_args=(*TOKENS, *roll)))
     after = pod_annotations(
-        render(set_args=(*TOKENS, *roll, "--set-string", "policies.extra\\.yaml=kind: Policy"))
+        render(set_args=(*TOKENS, *roll, "--set-string", f"policies.extra\\.yaml={A_POLICY}"))
     )
     assert before["checksum/policies"] != after["checksum/policies"]
     assert before["checksum/config"] == after["checksum/config"]
@@ -430,9 +436,8 @@ def test_notes_warn_about_a_jobs_namespace_without_rbac_until_it_is_listed() -> 
     assert "-n buildkite-jobs" in listed
 
 
-def test_notes_warn_about_missing_org_and_placeholder_image() -> None:
+def test_notes_warn_about_the_placeholder_image() -> None:
     notes = install_notes(*TOKENS)
-    assert "config.org is empty" in notes
     assert "image is not set" in notes
-    configured = install_notes(*TOKENS, "--set", "config.org=acme", "--set", "image=registry.example.com/c:1")
+    configured = install_notes(*TOKENS, "--set", "image=registry.example.com/c:1")
     assert "WARNING" not in configured

@@ -60,7 +60,7 @@ def test_missing_graphql_token_alone_is_refused() -> None:
 
 
 def test_an_existing_secret_makes_the_tokens_optional() -> None:
-    assert render(set_args=("--set", "agentStackSecret=tokens")) != []
+    assert render(set_args=("--set", "agentStackSecret=tokens", "--set", "config.org=o")) != []
 
 
 def test_an_empty_existing_secret_name_does_not_count() -> None:

@@ -8,14 +8,19 @@ fixture may add ``expected-warnings.txt``; without it ``engine test`` must print
 The expectations were derived from agent-stack-k8s v0.20.2 (``agent-stack-k8s-behaviour.md`` and the
 upstream source) with its [BUG]s fixed as later releases fixed them, never copied from this engine's
 output. ``<stack-version>`` in an expected value stands for ``engine.__version__``, so a release does
-not rewrite every golden file.
+not rewrite every golden file, and ``<name>@<digest>`` in the changed-by annotation stands for the
+content digest of policy ``<name>`` (the first 8 hex digits of the SHA-256 of its YAML document as
+canonical JSON), computed here from the policy files themselves, so editing a default policy does not
+rewrite every golden file either.
 
 This module loads the fixtures for ``tests/test_golden.py`` and the server-side validation test.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +31,9 @@ import yaml
 from engine import __version__
 
 GOLDEN_DIR = Path(__file__).resolve().parent
+DEFAULT_POLICIES_DIR = GOLDEN_DIR.parents[1] / "policies"
 STACK_VERSION_PLACEHOLDER = "<stack-version>"
+DIGEST_PLACEHOLDER = re.compile(r"(?P<name>[a-z0-9][-a-z0-9.]*)@<digest>")
 
 
 @dataclass(frozen=True)
@@ -79,9 +86,25 @@ class GoldenFixture:
         manifest = yaml.safe_load(self.expected_manifest_path.read_text(encoding="utf-8"))
         if not isinstance(manifest, dict):
             raise ValueError(f"{self.expected_manifest_path}: expected a YAML map")
-        filled = with_stack_version(manifest)
+        filled = with_policy_digests(with_stack_version(manifest), self.policy_digests())
         assert isinstance(filled, dict)
         return filled
+
+    def policy_digests(self) -> dict[str, str]:
+        """Policy name -> digest for the default policies and then this fixture's own (a later
+        document with the same name replaces an earlier one, as in the engine)."""
+        files = sorted(DEFAULT_POLICIES_DIR.glob("*.yaml"))
+        if self.policies is not None:
+            files += sorted(p for p in self.policies.iterdir() if p.suffix in (".yaml", ".yml"))
+        digests: dict[str, str] = {}
+        for file in files:
+            for document in yaml.safe_load_all(file.read_text(encoding="utf-8")):
+                if isinstance(document, dict):
+                    canonical = json.dumps(
+                        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+                    )
+                    digests[document["metadata"]["name"]] = hashlib.sha256(canonical.encode()).hexdigest()[:8]
+        return digests
 
     def expected_denial(self) -> str:
         return self.expected_denial_path.read_text(encoding="utf-8")
@@ -104,6 +127,17 @@ def with_stack_version(value: Any) -> Any:
         return [with_stack_version(item) for item in value]
     if isinstance(value, dict):
         return {key: with_stack_version(item) for key, item in value.items()}
+    return value
+
+
+def with_policy_digests(value: Any, digests: dict[str, str]) -> Any:
+    """``value`` with every ``<name>@<digest>`` placeholder filled in from ``digests``."""
+    if isinstance(value, str):
+        return DIGEST_PLACEHOLDER.sub(lambda m: f"{m['name']}@{digests.get(m['name'], '?')}", value)
+    if isinstance(value, list):
+        return [with_policy_digests(item, digests) for item in value]
+    if isinstance(value, dict):
+        return {key: with_policy_digests(item, digests) for key, item in value.items()}
     return value
 
 

@@ -88,3 +88,23 @@ def test_testing_policies_section_shows_the_real_output_of_its_suite(tmp_path: P
     assert result.stdout == output
     assert result.returncode == 1  # the section shows a failing case on purpose
     assert result.stderr == ""
+
+
+def test_the_pre_deploy_check_in_the_migration_section_works_verbatim() -> None:
+    helm = shutil.which("helm") or str(CACHE_BIN / "helm")
+    if not Path(helm).exists():
+        if os.environ.get("REQUIRE_KUBE") == "1":
+            pytest.fail("helm is missing: run scripts/install-helm.sh")
+        pytest.skip("helm is missing: run scripts/install-helm.sh")
+    [check] = [b.strip() for b in BLOCKS if "--from-manifests" in b]
+    assert check.startswith("helm template ")
+    assert check.endswith("| .venv/bin/engine validate --from-manifests -")
+    values = ROOT / "tests" / "chart" / "values" / "upstream.yaml"
+    result = _run(check.replace("helm", helm, 1).replace("-f values.yaml", f"-f {values}"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK: Deployment agent-stack-agent-stack-k8s: config ")
+    bad = _run(
+        check.replace("helm", helm, 1).replace("-f values.yaml", f"-f {values} --set config.max-inflight=3")
+    )
+    assert bad.returncode != 0
+    assert "additional properties 'max-inflight' not allowed" in bad.stderr

@@ -78,6 +78,8 @@ DEFAULTS = {
     "prohibit-kubernetes-plugin": False,
     "pod-pending-timeout": "15m0s",
     "default-termination-grace-period-seconds": 60,
+    "kubernetes-version": "1.20",
+    "job-log-warnings": True,
     "additional-redacted-vars": [],
 }
 
@@ -204,41 +206,53 @@ def test_missing_required_lists_every_empty_required_key() -> None:
 @pytest.mark.parametrize(
     ("data", "problem"),
     [
-        ({"max_in_flight": 3}, "config.yaml: max_in_flight: unknown key"),
-        ({"agent-config": {"no-htp2": True}}, "config.yaml: agent-config.no-htp2: unknown key"),
-        ({"agent-config": {"hooks_volume": {}}}, "config.yaml: agent-config.hooks_volume: unknown key"),
+        ({"max_in_flight": 3}, 'config.yaml: max_in_flight: unknown key (did you mean "max-in-flight"?)'),
+        (
+            {"agent-config": {"no-htp2": True}},
+            'config.yaml: agent-config.no-htp2: unknown key (did you mean "no-http2"?)',
+        ),
+        (
+            {"agent-config": {"hooks_volume": {}}},
+            'config.yaml: agent-config.hooks_volume: unknown key (did you mean "hooksVolume"?)',
+        ),
         (
             {"default-checkout-params": {"clean-flags": "-x"}},
-            "config.yaml: default-checkout-params.clean-flags: unknown key",
+            'config.yaml: default-checkout-params.clean-flags: unknown key (did you mean "cleanFlags"?)',
         ),
         (
             {"default-checkout-params": {"gitMirrors": {"lock-timeout": 5}}},
-            "config.yaml: default-checkout-params.gitMirrors.lock-timeout: unknown key",
+            "config.yaml: default-checkout-params.gitMirrors.lock-timeout: unknown key"
+            ' (did you mean "lockTimeout"?)',
         ),
         (
             {"default-command-params": {"envfrom": []}},
-            "config.yaml: default-command-params.envfrom: unknown key",
+            'config.yaml: default-command-params.envfrom: unknown key (did you mean "envFrom"?)',
         ),
         (
             {"default-sidecar-params": {"image": "x"}},
             "config.yaml: default-sidecar-params.image: unknown key",
         ),
-        ({"default-metadata": {"Labels": {}}}, "config.yaml: default-metadata.Labels: unknown key"),
+        (
+            {"default-metadata": {"Labels": {}}},
+            'config.yaml: default-metadata.Labels: unknown key (did you mean "labels"?)',
+        ),
         (
             {"pod-spec-patch": {"containers": [{"name": "c", "imagee": "x"}]}},
-            "config.yaml: pod-spec-patch.containers[0].imagee: unknown key",
+            'config.yaml: pod-spec-patch.containers[0].imagee: unknown key (did you mean "image"?)',
         ),
         (
             {"workspace-volume": {"name": "w", "emptyDir": {"sizelimit": "1Gi"}}},
-            "config.yaml: workspace-volume.emptyDir.sizelimit: unknown key",
+            'config.yaml: workspace-volume.emptyDir.sizelimit: unknown key (did you mean "sizeLimit"?)',
         ),
         (
             {"default-checkout-params": {"envFrom": [{"secretRef": {"nmae": "s"}}]}},
-            "config.yaml: default-checkout-params.envFrom[0].secretRef.nmae: unknown key",
+            "config.yaml: default-checkout-params.envFrom[0].secretRef.nmae: unknown key"
+            ' (did you mean "name"?)',
         ),
         (
             {"default-checkout-params": {"gitCredentialsSecret": {"secret": "s"}}},
-            "config.yaml: default-checkout-params.gitCredentialsSecret.secret: unknown key",
+            "config.yaml: default-checkout-params.gitCredentialsSecret.secret: unknown key"
+            ' (did you mean "secretName"?)',
         ),
         (
             {"agent-config": {"signingJWKSVolume": {"name": "k", "secret": {"secretName": "k", "x": 1}}}},
@@ -461,7 +475,8 @@ def test_valid_interposers(value: str) -> None:
 @pytest.mark.parametrize("value", ["shell", "Vector", "exec"])
 def test_invalid_interposer_message(value: str) -> None:
     assert only_problem({"default-command-params": {"interposer": value}}) == (
-        f'config.yaml: default-command-params.interposer: invalid command interposer "{value}"'
+        f'config.yaml: default-command-params.interposer: invalid command interposer "{value}" '
+        '(valid: "", "buildkite", "legacy", "vector")'
     )
 
 
@@ -661,10 +676,12 @@ def test_expression_view_of_the_defaults() -> None:
         "imagePullBackoffGracePeriod": 30.0,
         "jobCancelCheckerPollInterval": 5.0,
         "emptyJobGracePeriod": 30.0,
-        "id": "",
+        "id": "default.kubernetes",
         "prohibitKubernetesPlugin": False,
         "podPendingTimeout": 900.0,
         "defaultTerminationGracePeriodSeconds": 60,
+        "kubernetesVersion": "1.20",
+        "jobLogWarnings": True,
         "additionalRedactedVars": [],
     }
 
@@ -835,6 +852,7 @@ def test_reference_table_lists_every_key_with_its_flag() -> None:
 
 def test_flag_keys_are_the_scalar_top_level_keys() -> None:
     structured = {"additional-redacted-vars", "pod-spec-patch", "workspace-volume", "agent-config"}
+    structured |= {"kubernetes-version", "job-log-warnings"}  # engine settings, deliberately file only
     structured |= {
         "default-checkout-params",
         "default-command-params",

@@ -51,7 +51,10 @@ def test_wrong_types_are_problems_in_the_plugin_checkers_words() -> None:
     plugin = "steps[1].plugins[0].kubernetes"
     assert lint_pipeline(FIXTURES / "wrong-type.yaml").problems == (
         LintProblem(f"{plugin}.checkout.skip", 'expected a boolean, got the string "yes"'),
-        LintProblem(f"{plugin}.commandParams.interposer", 'invalid command interposer "bash"'),
+        LintProblem(
+            f"{plugin}.commandParams.interposer",
+            'invalid command interposer "bash" (valid: "", "buildkite", "legacy", "vector")',
+        ),
         LintProblem(f"{plugin}.podSpec.containers[0].env[0].value", "expected a string, got the number 3"),
         LintProblem(
             f"{plugin}.podSpec.containers[0].ports[0].containerPort",
@@ -182,7 +185,7 @@ def test_an_empty_file_is_a_problem_not_an_error(tmp_path: pathlib.Path) -> None
     empty.write_text("# nothing yet\n", encoding="utf-8")
     result = lint_pipeline(empty)
     assert result.problems == (LintProblem("", "the pipeline is empty"),)
-    assert result.render() == [f"{empty}: the pipeline is empty"]
+    assert result.render() == [f"{empty}:1:1: the pipeline is empty"]
 
 
 def test_yaml_is_read_like_buildkite_reads_it(tmp_path: pathlib.Path) -> None:
@@ -278,3 +281,23 @@ def test_anchors_and_merge_keys_are_resolved(tmp_path: pathlib.Path) -> None:
     assert problem == LintProblem(
         "steps[0].plugins[0].kubernetes.sidecars[0].imagee", 'unknown field (did you mean "image"?)'
     )
+
+
+def test_problems_name_their_line_and_column(tmp_path: pathlib.Path) -> None:
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(
+        "steps:\n"
+        "  - command: make\n"
+        "    plugins:\n"
+        "      - kubernetes:\n"
+        "          comandParams: {interposer: vector}\n"
+        "          checkout:\n"
+        "            skip: maybe\n",
+        encoding="utf-8",
+    )
+    assert lint_pipeline(pipeline).render() == [
+        f"{pipeline}:7:13: steps[0].plugins[0].kubernetes.checkout.skip:"
+        ' expected a boolean, got the string "maybe"',
+        f"{pipeline}:5:11: steps[0].plugins[0].kubernetes.comandParams:"
+        ' unknown field (did you mean "commandParams"?)',
+    ]

@@ -154,8 +154,16 @@ INVALID_CASES: list[tuple[str, Any, str]] = [
     ("checkout.gitCredentialsSecret.items[0].path", 1, "expected a string, got the number 1"),
     ("checkout.envFrom", "secret", 'expected a list, got the string "secret"'),
     ("commandParams", [], "expected an object, got a list"),
-    ("commandParams.interposer", "bash", 'invalid command interposer "bash"'),
-    ("commandParams.interposer", "Vector", 'invalid command interposer "Vector"'),
+    (
+        "commandParams.interposer",
+        "bash",
+        'invalid command interposer "bash" (valid: "", "buildkite", "legacy", "vector")',
+    ),
+    (
+        "commandParams.interposer",
+        "Vector",
+        'invalid command interposer "Vector" (valid: "", "buildkite", "legacy", "vector")',
+    ),
     ("commandParams.interposer", 1, "expected a string, got the number 1"),
     ("commandParams.interposer", ["vector"], "expected a string, got a list"),
     ("commandParams.envFrom[0]", "x", 'expected an object, got the string "x"'),
@@ -281,7 +289,8 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
         'checkout.skip: expected a boolean, got the string "yes"',
         "sidecars[0].name: expected a string, got the number 1",
         "sidecars[2].image: expected a string, got a list",
-        'commandParams.interposer: invalid command interposer "zsh"',
+        'commandParams.interposer: invalid command interposer "zsh"'
+        ' (valid: "", "buildkite", "legacy", "vector")',
     ]
 
 

@@ -129,3 +129,38 @@ One policy file's text, ending in a newline: a string verbatim, a list as one YA
 {{- end }}
 {{- printf "%s\n" ($text | trimSuffix "\n") }}
 {{- end }}
+
+{{/*
+Fail the render when an inline policy document lacks what every policy needs, naming the file and the
+document, so a policy the controller would refuse never reaches the cluster (the schema checks the
+object and list forms; this checks the string form, document by document). Call with
+(list FILE TEXT). The apiVersion and name pattern are the engine's (a chart test keeps them equal).
+*/}}
+{{- define "agent-stack-k8s.checkPolicyText" -}}
+{{- $file := index . 0 }}
+{{- $apiVersion := "policy.agent-stack.dev/v1" }}
+{{- $namePattern := "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" }}
+{{- $found := dict "documents" 0 }}
+{{- range $index, $text := regexSplit "(?m)^---[ \t]*(#.*)?$" (index . 1) -1 }}
+{{- $document := fromYaml $text }}
+{{- $where := printf "policies.%s, document %d" $file (add1 $index) }}
+{{- if hasKey $document "Error" }}
+{{- fail (printf "%s: not valid YAML: %s" $where (index $document "Error")) }}
+{{- else if $document }}
+{{- $_ := set $found "documents" (add1 (index $found "documents")) }}
+{{- if ne (toString (index $document "apiVersion")) $apiVersion }}
+{{- fail (printf "%s: apiVersion must be %s, got %q" $where $apiVersion (toString (index $document "apiVersion"))) }}
+{{- end }}
+{{- if ne (toString (index $document "kind")) "Policy" }}
+{{- fail (printf "%s: kind must be Policy, got %q" $where (toString (index $document "kind"))) }}
+{{- end }}
+{{- $name := toString (dig "metadata" "name" "" $document) }}
+{{- if not (regexMatch $namePattern $name) }}
+{{- fail (printf "%s: metadata.name must be lowercase letters, digits, '-' and '.' (starting and ending with a letter or digit), got %q" $where $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if eq (index $found "documents") 0 }}
+{{- fail (printf "policies.%s: the file holds no policy document (only comments or nothing); remove the entry or write a policy" $file) }}
+{{- end }}
+{{- end }}

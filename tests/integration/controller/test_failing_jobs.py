@@ -37,7 +37,10 @@ def test_a_policy_denial_fails_the_job_with_the_policy_message(
 
     wait_for("the denied job to be failed", lambda: finished(buildkite, denied))
     job = buildkite.job(denied)
-    assert job.log == "deploy steps may not run on queue kubernetes; use the deploy queue"
+    assert job.log == (
+        "deploy steps may not run on queue kubernetes; use the deploy queue"
+        " (denied by policy no-deploys-here, rule deploys-run-elsewhere)"
+    )
     assert job.exit_status == "1"
     assert job.agent_name == f"buildkite-{denied}"
     allowed = buildkite.add_job(command="make test")

@@ -66,6 +66,12 @@ def test_valid_changes_apply_and_invalid_ones_keep_the_last_good_set(
 
     assert team_of(buildkite.add_job()) == "a"
     assert readyz(port)[0] == 200
+    # the reloader's first look at the files counts as a load too; wait for it, or it could be
+    # mistaken for the reload of the change below on a slow machine
+    wait_for(
+        "the first check of the files",
+        lambda: controller.metric("buildkite_engine_policy_reloads_total", result="loaded") >= 1,
+    )
 
     loaded = controller.metric("buildkite_engine_policy_reloads_total", result="loaded")
     replace_file(policy, team_label_policy("b"))

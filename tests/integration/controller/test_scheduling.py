@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 
 from engine.controller.identity import default_controller_id
-from engine.controller.scheduler import CHANGED_BY_ANNOTATION
 from engine.core.evaluate import evaluate
+from engine.core.finish import CHANGED_BY_ANNOTATION
 from engine.kube.labels import CONTROLLER_ID_LABEL
 from engine.model.job import parse_job
 from engine.policy.loader import load_policies
@@ -29,10 +29,8 @@ def test_a_scheduled_job_becomes_exactly_one_job_built_by_the_default_policies(
     assert job["metadata"]["name"] == f"buildkite-{uuid}"
     controller_id = default_controller_id(controllers.namespace, "kubernetes")
     assert controller.runtime.controller_id == controller_id
-    assert job["metadata"]["labels"] == {
-        **expected.manifest["metadata"]["labels"],
-        CONTROLLER_ID_LABEL: controller_id,
-    }
+    assert job["metadata"]["labels"] == expected.manifest["metadata"]["labels"]
+    assert job["metadata"]["labels"][CONTROLLER_ID_LABEL] == controller_id
     template = job["spec"]["template"]
     assert template["metadata"]["labels"][CONTROLLER_ID_LABEL] == controller_id
     assert [c["name"] for c in template["spec"]["containers"]] == [
@@ -41,7 +39,7 @@ def test_a_scheduled_job_becomes_exactly_one_job_built_by_the_default_policies(
     assert [c["name"] for c in template["spec"]["initContainers"]] == [
         c["name"] for c in expected.manifest["spec"]["template"]["spec"]["initContainers"]
     ]
-    assert job["metadata"]["annotations"][CHANGED_BY_ANNOTATION].startswith("job-metadata,")
+    assert job["metadata"]["annotations"][CHANGED_BY_ANNOTATION].startswith("job-metadata@")
     assert buildkite.job(uuid).state == "SCHEDULED"  # left for the agent in the pod to acquire
     assert controller.metric("buildkite_scheduler_job_create_success_total") == 1
     assert controller.metric("buildkite_deduper_jobs_already_running_total", source="handler") >= 1

@@ -106,4 +106,4 @@ def test_errors_are_one_line(tmp_path: Path, fake: FakeBuildkite) -> None:
     assert "not-the-token" not in denied.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("bogus: 1\n", encoding="utf-8")
-    assert invoke("fixture", "x", "--config", bad).stderr == f"{bad}: bogus: unknown key\n"
+    assert invoke("fixture", "x", "--config", bad).stderr == f"{bad}:1:1: bogus: unknown key\n"

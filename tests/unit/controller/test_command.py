@@ -107,8 +107,8 @@ def test_config_problems_name_their_source_one_per_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     lines = sorted(result.stderr.splitlines())
     assert len(lines) == 3
-    assert lines[0].startswith(f"{config}: max-in-flight: expected an integer")
-    assert lines[1] == f"{config}: no-such-key: unknown key"
+    assert lines[0].startswith(f"{config}:3:16: max-in-flight: expected an integer")
+    assert lines[1] == f"{config}:4:1: no-such-key: unknown key"
     assert lines[2].startswith("flag --job-ttl: job-ttl: ")
 
 

@@ -12,9 +12,10 @@ from engine.controller.failer import JobFailer
 from engine.controller.metrics import ControllerMetrics
 from engine.controller.pipeline import DuplicateJobError, JobNotCreatedError, PendingJob
 from engine.controller.policy_store import PolicyStore
-from engine.controller.scheduler import CHANGED_BY_ANNOTATION, Scheduler
+from engine.controller.scheduler import Scheduler
 from engine.core.compiler import PolicySet
 from engine.core.evaluate import evaluate
+from engine.core.finish import CHANGED_BY_ANNOTATION
 from engine.kube.errors import AlreadyExistsError, InvalidObjectError, KubeAPIError
 from engine.kube.labels import CONTROLLER_ID_LABEL
 from engine.model.config import ControllerConfig, parse_config
@@ -82,7 +83,7 @@ def scheduler(
 ) -> Scheduler:
     secrets = SecretStore({(NAMESPACE, config.agent_token_secret): fake.agent_token})
     failer = JobFailer(secrets, AgentAPI(fake.agent_url, retry_scale=0.0), config)
-    return Scheduler(jobs, failer, PolicyStore(policies), config, CONTROLLER_ID, metrics)
+    return Scheduler(jobs, failer, PolicyStore(policies), config, metrics)
 
 
 def pending_for(fake: FakeBuildkite, uuid: str) -> PendingJob:
@@ -103,18 +104,14 @@ async def test_an_admitted_job_becomes_the_job_the_policies_built(
 
     decision = evaluate(default_policies, parse_job(fake.job(uuid).node), config.expression_view())
     [created] = jobs.created
+    assert created == decision.manifest  # sent exactly as the engine returned it
     assert created["metadata"]["name"] == f"buildkite-{uuid}"
     assert created["metadata"]["namespace"] == NAMESPACE
-    assert created["metadata"]["labels"] == {
-        **decision.manifest["metadata"]["labels"],
-        CONTROLLER_ID_LABEL: CONTROLLER_ID,
-    }
+    assert created["metadata"]["labels"][CONTROLLER_ID_LABEL] == CONTROLLER_ID
     assert created["spec"]["template"]["metadata"]["labels"][CONTROLLER_ID_LABEL] == CONTROLLER_ID
-    assert created["spec"]["template"]["spec"] == decision.manifest["spec"]["template"]["spec"]
     changed_by = created["metadata"]["annotations"][CHANGED_BY_ANNOTATION].split(",")
-    assert changed_by[0] == "job-metadata"
-    assert set(changed_by) == {record.policy for record in decision.trace}
-    assert CONTROLLER_ID_LABEL not in decision.manifest["metadata"]["labels"]  # the decision is untouched
+    assert changed_by[0].startswith("job-metadata@")
+    assert {entry.split("@")[0] for entry in changed_by} == {record.policy for record in decision.trace}
     assert fake.job(uuid).state == "SCHEDULED"
     assert sample(metrics, "buildkite_scheduler_job_create_success_total") == 1
     assert sample(metrics, "buildkite_job_end_to_end_seconds_count") == 1
@@ -137,11 +134,34 @@ async def test_a_denied_job_is_failed_with_the_policy_message(
     assert (job.state, job.exit_status, job.log) == (
         "FINISHED",
         "1",
-        "deploying from kubernetes is not allowed",
+        "deploying from kubernetes is not allowed (denied by policy no-main-deploys, rule no-deploys)",
     )
     labels = {"policy": "no-main-deploys", "rule": "no-deploys", "kind": "deny"}
     assert sample(metrics, "buildkite_engine_denials_total", **labels) == 1
     assert sample(metrics, "buildkite_scheduler_jobs_failed_on_buildkite_total") == 1
+
+
+async def test_a_job_the_kubernetes_api_would_refuse_is_failed_without_a_create(
+    fake: FakeBuildkite,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+) -> None:
+    plugin = {"podSpecPatch": {"nodeSelectr": {"pool": "ci"}}}
+    uuid = fake.add_job(plugins=[{"github.com/buildkite-plugins/kubernetes-buildkite-plugin": plugin}])
+    with pytest.raises(JobNotCreatedError) as raised:
+        await scheduler(fake, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+    assert raised.value.reason == "denied"
+    assert jobs.created == []
+    job = fake.job(uuid)
+    assert (job.state, job.exit_status) == ("FINISHED", "1")
+    assert job.log == (
+        'Kubernetes would refuse this Job: spec.template.spec.nodeSelectr: unknown field "nodeSelectr" in '
+        'PodSpec (did you mean "nodeSelector"?) (last set by policy step-pod-spec-patch, rule patch)'
+    )
+    labels = {"policy": "step-pod-spec-patch", "rule": "patch", "kind": "invalid"}
+    assert sample(metrics, "buildkite_engine_denials_total", **labels) == 1
 
 
 async def test_unparseable_plugins_fail_the_job_with_upstreams_message(
@@ -242,7 +262,7 @@ async def test_each_job_uses_the_policy_set_current_when_it_starts(
     secrets = SecretStore({(NAMESPACE, config.agent_token_secret): fake.agent_token})
     store = PolicyStore(default_policies)
     failer = JobFailer(secrets, AgentAPI(fake.agent_url, retry_scale=0.0), config)
-    target = Scheduler(jobs, failer, store, config, CONTROLLER_ID, metrics)
+    target = Scheduler(jobs, failer, store, config, metrics)
     first, second = fake.add_job(command="deploy a"), fake.add_job(command="deploy b")
     await target.handle(pending_for(fake, first))
     store.replace(deny_policies)

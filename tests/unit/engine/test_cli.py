@@ -11,6 +11,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from engine.cli import app
+from engine.policy.loader import load_policies
 
 ROOT = Path(__file__).resolve().parents[3]
 HELLO = ROOT / "examples" / "jobs" / "hello-world.json"
@@ -69,7 +70,7 @@ def test_denied_job_prints_denials_and_exits_1(tmp_path: Path) -> None:
     result = invoke("test", tmp_path, "--job", HELLO)
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr == "no-main/branch: no builds of main here\n"
+    assert result.stderr == "no builds of main here (denied by policy no-main, rule branch)\n"
 
 
 @pytest.mark.parametrize(
@@ -123,12 +124,12 @@ def test_bad_config_is_reported(tmp_path: Path) -> None:
     config.write_text("max-in-flight: lots\njob-ttl: 10 minutes\nnot-a-key: 1\n", encoding="utf-8")
     result = invoke("test", "--job", HELLO, "--config", config)
     assert result.exit_code == 2
-    lines = result.stderr.splitlines()
-    assert len(lines) == 3
-    assert all(line.startswith(f"{config}: ") for line in lines)
-    assert any("max-in-flight" in line for line in lines)
-    assert any("job-ttl" in line for line in lines)
-    assert any("not-a-key" in line for line in lines)
+    assert result.stderr.splitlines() == [
+        f'{config}:1:16: max-in-flight: expected an integer, got the string "lots"',
+        f'{config}:2:10: job-ttl: unknown unit " minutes" in duration "10 minutes"'
+        " (units: ns, us, ms, s, m, h)",
+        f"{config}:3:1: not-a-key: unknown key",
+    ]
 
 
 def test_config_changes_the_job(tmp_path: Path) -> None:
@@ -158,10 +159,12 @@ def test_explain_prints_the_job_with_who_set_what() -> None:
     assert result.stderr == ""
 
 
-def test_no_default_policies_gives_an_empty_manifest() -> None:
+def test_without_any_policy_there_is_no_job_the_api_would_accept() -> None:
     result = invoke("test", "--job", HELLO, "--no-default-policies")
-    assert result.exit_code == 0
-    assert yaml.safe_load(result.stdout) == {}
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert 'Kubernetes would refuse this Job: apiVersion: must be "batch/v1", got null' in result.stderr
+    assert "metadata.name: required (no policy rule set this field)" in result.stderr
 
 
 def test_validate(tmp_path: Path) -> None:
@@ -188,3 +191,15 @@ def test_version() -> None:
     result = invoke("version")
     assert result.exit_code == 0
     assert result.stdout.strip()
+
+
+def test_validate_lists_each_policy_with_the_digest_the_changed_by_annotation_shows(tmp_path: Path) -> None:
+    result = invoke("validate", "--list")
+    assert result.exit_code == 0
+    rows = [line.split() for line in result.stdout.splitlines()[:-1]]
+    by_name = {row[0].split("@")[0]: row for row in rows}
+    policies = load_policies([])
+    assert set(by_name) == {policy.name for policy in policies.policies}
+    job_metadata = next(policy for policy in policies.policies if policy.name == "job-metadata")
+    assert by_name["job-metadata"] == [f"job-metadata@{job_metadata.digest}", "build", job_metadata.where]
+    assert job_metadata.where.split(":")[0].endswith("10-job-metadata.yaml")

@@ -25,7 +25,11 @@ SKELETON = policy(
     """
     rules:
     - name: job
-      patch: {apiVersion: batch/v1, kind: Job, metadata: {name: 'buildkite-${{ job.uuid }}'}}
+      patch:
+        apiVersion: batch/v1
+        kind: Job
+        metadata: {name: 'buildkite-${{ job.uuid }}'}
+        spec: {template: {spec: {restartPolicy: Never}}}
     - name: command
       append:
         path: /spec/template/spec/containers
@@ -132,7 +136,9 @@ def test_denials_from_one_phase_are_all_reported_and_later_phases_do_not_run() -
         ("deny", "two", "second on gpu"),
     ]
     assert "labels" not in decision.manifest["metadata"]
-    assert decision.failure_message == "first\nsecond on gpu"
+    assert decision.failure_message == (
+        "first (denied by policy deny, rule one)\nsecond on gpu (denied by policy deny, rule two)"
+    )
 
 
 def test_warn_rules_and_rule_warnings() -> None:
@@ -156,7 +162,14 @@ def test_a_failing_expression_stops_with_an_error_denial() -> None:
     decision = run(SKELETON, policy("broken", "customize", body), after)
     [denial] = decision.denials
     assert denial.kind == "error"
-    assert denial.message == "policy broken (test.yaml:22) rule bad failed: no such key: 'MISSING' in job.env"
+    text = "---\n".join((SKELETON, policy("broken", "customize", body), after))
+    bad_rule = "  - {name: bad, patch: {metadata: {name: '${{ job.env.MISSING }}'}}}"
+    rule_line = text.splitlines().index(bad_rule) + 1
+    policy_line = text.splitlines().index("metadata: {name: broken}") + 1
+    assert rule_line != policy_line
+    assert denial.message == (
+        f"policy broken (test.yaml:{rule_line}) rule bad failed: no such key: 'MISSING' in job.env"
+    )
     assert "labels" not in decision.manifest["metadata"]
 
 
@@ -199,7 +212,7 @@ def test_enforce_owns_what_it_sets() -> None:
 def test_trace_records_each_change() -> None:
     body = "rules:\n- {name: img, target: main, patch: {image: 'alpine:3'}}\n"
     decision = run(SKELETON, policy("img", "customize", body))
-    last = decision.trace[-1]
+    last = [record for record in decision.trace if record.policy != "stack"][-1]
     assert (last.policy, last.rule, last.op, last.path, last.old, last.new) == (
         "img",
         "img",

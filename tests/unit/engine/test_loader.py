@@ -156,3 +156,72 @@ def test_not_a_policy_document() -> None:
     found = problems_of("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nspec: {phase: build}\n")
     assert any("apiVersion" in p for p in found)
     assert any("kind" in p for p in found)
+
+
+def test_unknown_kubernetes_fields_in_what_a_rule_spells_out_are_load_errors(tmp_path: Path) -> None:
+    file = tmp_path / "typos.yaml"
+    file.write_text(
+        """\
+apiVersion: policy.agent-stack.dev/v1
+kind: Policy
+metadata: {name: typos}
+spec:
+  phase: customize
+  rules:
+  - name: node
+    patch:
+      spec:
+        template:
+          spec:
+            nodeSelectr: {pool: a}
+            nodeSelector: {any.key/is: fine}
+            tolerations: '${{ vars.computed }}'
+  - name: limits
+    target: $command
+    defaults: {resourcs: {limits: {cpu: "1"}}}
+  - name: pointer
+    jsonPatch:
+    - {op: add, path: /spec/bakoffLimit, value: 1}
+    - {op: add, path: /spec/template/spec/tolerations/-, value: {key: a, efect: NoSchedule}}
+  - name: add
+    append: {path: /spec/template/spec/volumes, items: [{name: v, emptyDir: {mediumm: Memory}}]}
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError) as raised:
+        load_policies([file], include_defaults=False)
+    assert raised.value.problems == [
+        f'{file}:12:13: unknown field "nodeSelectr" in PodSpec (did you mean "nodeSelector"?)',
+        f'{file}:17:16: unknown field "resourcs" in Container (did you mean "resources"?)',
+        f'{file}:20:17: /spec/bakoffLimit: unknown field "bakoffLimit" in JobSpec'
+        ' (did you mean "backoffLimit"?)',
+        f'{file}:21:74: unknown field "efect" in Toleration (did you mean "effect"?)',
+        f'{file}:23:78: unknown field "mediumm" in EmptyDirVolumeSource (did you mean "medium"?)',
+    ]
+
+
+def test_a_file_without_documents_or_with_a_list_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# all commented out\n---\n", encoding="utf-8")
+    listed = tmp_path / "listed.yaml"
+    listed.write_text("- apiVersion: policy.agent-stack.dev/v1\n  kind: Policy\n", encoding="utf-8")
+    with pytest.raises(PolicyError) as raised:
+        load_policies([empty, listed], include_defaults=False)
+    assert raised.value.problems == [
+        f"{empty}: the file holds no policy document (only comments or nothing); remove it or write a policy",
+        f"{listed}:1:1: a policy document must be a map (apiVersion, kind, metadata, spec), got a list;"
+        " put each policy in its own document, separated by lines of ---",
+    ]
+
+
+def test_a_target_typo_lists_the_valid_targets(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as raised:
+        compile_source(
+            policy("t", "customize", "rules:\n- {name: r, target: $comand, patch: {image: x}}\n"), "t.yaml"
+        )
+    [problem] = raised.value.problems
+    assert problem == (
+        't.yaml:7:23: spec.rules[0].target: "$comand" is not a target: did you mean "$command"? use one of '
+        "$command, $checkout, $agent, $sidecars, $init, $containers, or a container name (lowercase letters, "
+        "digits and '-')"
+    )

@@ -1,8 +1,8 @@
 """``engine test --suite``: every expectation kind passing and failing, with the output and exit code.
 
-The suites here load only a small policy of their own (``defaultPolicies: false``) so each case's
-Job is exactly what that policy writes; the shipped suites (tests/suites, examples/policies/suites)
-exercise the default set.
+The suites here load only small policies of their own (``defaultPolicies: false``: a skeleton the
+Kubernetes API check accepts, and a GPU policy) so each case's Job is exactly what they write; the
+shipped suites (tests/suites, examples/policies/suites) exercise the default set.
 """
 
 from __future__ import annotations
@@ -19,6 +19,19 @@ from typer.testing import CliRunner, Result
 from engine.cli import app
 
 POLICY = """\
+apiVersion: policy.agent-stack.dev/v1
+kind: Policy
+metadata: {name: skeleton}
+spec:
+  phase: build
+  rules:
+  - name: job
+    patch:
+      apiVersion: batch/v1
+      kind: Job
+      metadata: {name: 'buildkite-${{ job.uuid }}'}
+      spec: {template: {spec: {restartPolicy: Never}}}
+---
 apiVersion: policy.agent-stack.dev/v1
 kind: Policy
 metadata: {name: gpu-node-pool}
@@ -38,6 +51,9 @@ spec:
   - name: no-cpu-tag
     deny: {when: 'has(tags.cpu)', message: 'the cpu tag is not allowed on the gpu queue'}
 """
+
+
+NO_POOL = {"spec": {"template": {"spec": {"nodeSelector": None}}}}
 
 
 def run(*args: str | Path) -> Result:
@@ -237,12 +253,15 @@ def test_several_failures_of_one_case_are_all_listed(tmp_path: Path) -> None:
         tmp_path,
         {
             "decision": "admit",
-            "assertions": [{"jmespath": ACCELERATOR, "equals": "amd"}, {"jmespath": "kind", "equals": "Job"}],
+            "assertions": [
+                {"jmespath": ACCELERATOR, "equals": "amd"},
+                {"jmespath": "spec.parallelism", "equals": 2},
+            ],
         },
     )
     assert result.stdout.splitlines() == [
         f'FAIL case: assertion: {ACCELERATOR}: expected equals "amd", got "nvidia"',
-        '     assertion: kind: expected equals "Job", got nothing',
+        "     assertion: spec.parallelism: expected equals 2, got nothing",
         "0 passed, 1 failed",
     ]
 
@@ -351,7 +370,7 @@ def test_job_files_and_inline_jobs(tmp_path: Path) -> None:
     )
     cases = [
         {"name": "file", "job": "job.json", "expect": {"decision": "admit", "manifest": {"spec": {}}}},
-        {"name": "inline", "job": {"agentQueryRules": ["queue=cpu"]}, "expect": {"manifest": {"spec": None}}},
+        {"name": "inline", "job": {"agentQueryRules": ["queue=cpu"]}, "expect": {"manifest": NO_POOL}},
     ]
     result = run("test", "--suite", write_suite(tmp_path, cases))
     assert (result.exit_code, result.stdout) == (0, "PASS file\nPASS inline\n2 passed, 0 failed\n")
@@ -378,7 +397,7 @@ def test_pipeline_file_with_step_key_and_build_facts(tmp_path: Path) -> None:
             "buildkite": {"branch": "release"},
             "expect": {"setBy": [{"path": ACCELERATOR, "policy": "gpu-node-pool"}]},
         },
-        {"name": "lint", "pipeline": "pipeline.yml", "stepIndex": 0, "expect": {"manifest": {"spec": None}}},
+        {"name": "lint", "pipeline": "pipeline.yml", "stepIndex": 0, "expect": {"manifest": NO_POOL}},
     ]
     result = run("test", "--suite", write_suite(tmp_path, cases, buildkite={"org": "acme"}))
     assert (result.exit_code, result.stdout) == (0, "PASS train\nPASS lint\n2 passed, 0 failed\n")

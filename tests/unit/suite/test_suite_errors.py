@@ -122,7 +122,7 @@ def test_unreadable_and_invalid_yaml_suites(tmp_path: Path) -> None:
 
 
 def test_suite_flags_that_do_not_combine(tmp_path: Path) -> None:
-    result, suite = run_suite(tmp_path, HEAD + CASE)
+    result, suite = run_suite(tmp_path, HEAD.replace("defaultPolicies: false\n", "") + CASE)
     assert result.exit_code == 0
     clash = CliRunner().invoke(app, ["test", str(tmp_path), "--suite", str(suite), "--config", str(suite)])
     assert clash.exit_code == 2

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Generate the engine's table of the batch/v1 Job API from Kubernetes' own OpenAPI definitions.
+
+Why: the engine checks every Job it admits against the API it will be sent to (strict: unknown
+fields, JSON types, required fields), so ``engine test`` never admits a Job the API server refuses or
+silently prunes. Loading the 5 MB swagger document at run time would be slow and would put a build
+artefact on the production path, so this script reduces it once to a compact Python literal that the
+project checks in: ``engine/model/kube_api_v1_20.py`` (struct -> field -> type expression, and the
+required fields of each struct), read by ``engine.core.kube_validation``.
+
+Source: ``api/openapi-spec/swagger.json`` of the Kubernetes v1.20.2 source tree that
+``scripts/build-kube.sh`` unpacks into its cache (the same tree the test API server is built from), so
+the table describes exactly the API server the integration tests run. ``--swagger`` points elsewhere.
+
+Re-run after changing this script: ``.venv/bin/python scripts/gen_kube_api.py``; ``--check`` exits 1
+when the checked-in file is stale (and 2 when the swagger document is not there). Output is
+deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KUBE_VERSION = "v1.20.2"
+TARGET = Path("engine/model/kube_api_v1_20.py")
+ROOT_DEFINITION = "io.k8s.api.batch.v1.Job"
+
+# Types whose JSON form is not what their struct says: they become scalar kinds the validator knows.
+SPECIAL_TYPES = {
+    "io.k8s.apimachinery.pkg.util.intstr.IntOrString": "int-or-string",
+    "io.k8s.apimachinery.pkg.api.resource.Quantity": "quantity",
+    "io.k8s.apimachinery.pkg.apis.meta.v1.Time": "time",
+    "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime": "time",
+    "io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1": "any",
+}
+_PROPERTY_KEYS = frozenset({"$ref", "additionalProperties", "description", "format", "items", "type"})
+_STRUCT_KEYS = frozenset({"description", "properties", "type", "required"})
+
+
+class GeneratorError(Exception):
+    """The definitions have a shape this generator does not understand, or are missing."""
+
+
+def default_swagger_path() -> Path:
+    cache = os.environ.get("AGENT_STACK_CACHE") or str(Path.home() / ".cache" / "agent-stack-policy")
+    return (
+        Path(cache)
+        / f"kube-{KUBE_VERSION}"
+        / "build"
+        / f"kubernetes-{KUBE_VERSION.removeprefix('v')}"
+        / "api"
+        / "openapi-spec"
+        / "swagger.json"
+    )
+
+
+def load_definitions(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise GeneratorError(f"{path} is missing: run scripts/build-kube.sh (it unpacks the v1.20.2 tree)")
+    definitions: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["definitions"]
+    return definitions
+
+
+def short_name(qualified: str) -> str:
+    return qualified.rsplit(".", 1)[-1]
+
+
+def _ref_target(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+def _referenced(schema: Any) -> Iterator[str]:
+    if isinstance(schema, Mapping):
+        for key, value in schema.items():
+            if key == "$ref":
+                yield _ref_target(value)
+            else:
+                yield from _referenced(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _referenced(value)
+
+
+def closure(definitions: Mapping[str, Any]) -> dict[str, str]:
+    """Qualified name -> short name of every definition a Job reaches (``status`` left out: a created
+    Job never sets it, and the engine refuses it like any field it has no business writing)."""
+    seen: set[str] = set()
+    pending = [ROOT_DEFINITION]
+    while pending:
+        qualified = pending.pop()
+        if qualified in seen:
+            continue
+        seen.add(qualified)
+        if qualified in SPECIAL_TYPES:
+            continue
+        definition = definitions[qualified]
+        properties = dict(definition.get("properties", {}))
+        if qualified == ROOT_DEFINITION:
+            properties.pop("status", None)
+        pending.extend(_referenced(properties))
+    names = {q: short_name(q) for q in sorted(seen) if q not in SPECIAL_TYPES}
+    values = list(names.values())
+    clashes = sorted({name for name in values if values.count(name) > 1})
+    if clashes:
+        raise GeneratorError(f"short type names clash: {', '.join(clashes)}")
+    return names
+
+
+def type_expression(schema: Mapping[str, Any]) -> str:
+    """A scalar kind, a struct name, ``[T]`` (list of T) or ``{T}`` (map of string to T)."""
+    unknown = set(schema) - _PROPERTY_KEYS - {k for k in schema if k.startswith("x-kubernetes-")}
+    if unknown:
+        raise GeneratorError(f"unsupported property schema keys {sorted(unknown)}")
+    if "$ref" in schema:
+        target = _ref_target(schema["$ref"])
+        return SPECIAL_TYPES.get(target) or short_name(target)
+    kind = schema["type"]
+    if kind == "array":
+        return f"[{type_expression(schema['items'])}]"
+    if kind == "object":
+        if "additionalProperties" not in schema:
+            return "any"
+        return "{" + type_expression(schema["additionalProperties"]) + "}"
+    if kind == "integer":
+        return str(schema.get("format", "int64"))
+    if kind == "string":
+        return "bytes" if schema.get("format") == "byte" else "string"
+    if kind in ("boolean", "number"):
+        return str(kind)
+    raise GeneratorError(f"unsupported type {kind}")
+
+
+def build_tables(
+    definitions: Mapping[str, Any], names: Mapping[str, str]
+) -> tuple[dict[str, dict[str, str]], dict[str, tuple[str, ...]]]:
+    structs: dict[str, dict[str, str]] = {}
+    required: dict[str, tuple[str, ...]] = {}
+    for qualified, name in names.items():
+        definition = definitions[qualified]
+        unknown = set(definition) - _STRUCT_KEYS - {k for k in definition if k.startswith("x-kubernetes-")}
+        if unknown or "properties" not in definition:
+            raise GeneratorError(f"unsupported definition shape for {qualified}")
+        properties = dict(definition["properties"])
+        if qualified == ROOT_DEFINITION:
+            properties.pop("status", None)
+        structs[name] = {field: type_expression(prop) for field, prop in sorted(properties.items())}
+        if definition.get("required"):
+            required[name] = tuple(sorted(definition["required"]))
+    return dict(sorted(structs.items())), dict(sorted(required.items()))
+
+
+def _py(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render(structs: Mapping[str, Mapping[str, str]], required: Mapping[str, tuple[str, ...]]) -> str:
+    lines = [
+        f"# generated by scripts/gen_kube_api.py from Kubernetes {KUBE_VERSION} api/openapi-spec; do not edit.",
+        f'"""The batch/v1 Job API of Kubernetes {KUBE_VERSION}, reduced to what the engine validates.',
+        "",
+        "STRUCTS: struct name -> field -> type expression: a scalar kind (string, bytes, boolean, int32,",
+        'int64, number, quantity, int-or-string, time, any), a struct name, "[T]" (list of T) or "{T}"',
+        "(map of string to T). REQUIRED: the fields the API marks required. ROOT is the Job.",
+        '"""',
+        "",
+        f"VERSION = {_py(KUBE_VERSION)}",
+        f"ROOT = {_py(short_name(ROOT_DEFINITION))}",
+        "",
+        "REQUIRED: dict[str, tuple[str, ...]] = {",
+    ]
+    for name, fields in required.items():
+        shown = ", ".join(_py(field) for field in fields) + ("," if len(fields) == 1 else "")
+        lines.append(f"    {_py(name)}: ({shown}),")
+    lines += ["}", "", "STRUCTS: dict[str, dict[str, str]] = {"]
+    for name, fields in structs.items():
+        lines.append(f"    {_py(name)}: {{")
+        lines += [f"        {_py(field)}: {_py(expression)}," for field, expression in fields.items()]
+        lines.append("    },")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def generate(swagger: Path) -> str:
+    definitions = load_definitions(swagger)
+    structs, required = build_tables(definitions, closure(definitions))
+    return render(structs, required)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--swagger", type=Path, default=None, help="the v1.20.2 swagger.json")
+    parser.add_argument("--check", action="store_true", help="only report whether the file is current")
+    args = parser.parse_args(argv)
+    try:
+        text = generate(args.swagger or default_swagger_path())
+    except GeneratorError as exc:
+        print(f"gen_kube_api: {exc}", file=sys.stderr)
+        return 2
+    target = REPO_ROOT / TARGET
+    if args.check:
+        current = target.read_text(encoding="utf-8") if target.is_file() else ""
+        if current != text:
+            print(f"{TARGET} is stale: run scripts/gen_kube_api.py", file=sys.stderr)
+            return 1
+        return 0
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {TARGET}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
