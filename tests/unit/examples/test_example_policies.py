@@ -40,10 +40,14 @@ def run(
         f"BUILDKITE_BRANCH={branch}",
         "BUILDKITE_BUILD_URL=https://bk/b/1",
     ]
+    trusted = {
+        "pipeline": {"slug": pipeline, "name": pipeline},
+        "build": {"number": 1, "branch": branch, "commit": "HEAD", "source": {"name": "webhook"}},
+    }
     if plugin is not None:
         env.append("BUILDKITE_PLUGINS=" + json.dumps([{PLUGIN_KEY: plugin}]))
     rules = [f"{k}={v}" for k, v in (tags or {"queue": "kubernetes"}).items()]
-    job = parse_job({"uuid": UUID, "command": "make", "env": env, "agentQueryRules": rules})
+    job = parse_job({"uuid": UUID, "command": "make", "env": env, "agentQueryRules": rules, **trusted})
     return evaluate(policies, job, parse_config(config or {}, "test").expression_view())
 
 
