@@ -13,6 +13,7 @@ import yaml
 
 from engine.model.config import ConfigError, ControllerConfig, parse_config
 from engine.model.job import BuildkiteJob, JobInputError, parse_job
+from engine.model.limits import refuse_constant
 
 
 class InputError(ValueError):
@@ -29,7 +30,9 @@ def load_job_file(path: Path) -> BuildkiteJob:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError([f"{path}: cannot read: {_reason(exc)}"]) from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=refuse_constant)
+    except RecursionError:
+        raise InputError([f"{path}: not a JSON job document: it is nested too deeply"]) from None
     except ValueError as exc:
         raise InputError([f"{path}: not a JSON job document: {exc}"]) from None
     try:

@@ -19,10 +19,11 @@ from engine.core.expressions import HelperRegistry
 from engine.core.functions.interposer import interpose
 from engine.core.functions.labels import is_label_key, is_label_value
 from engine.core.functions.shellquote import shell_join, shell_quote
+from engine.model.job import ROLE_KEY as JOB_ROLE_KEY
 from engine.model.jsonvalue import JSON
 from engine.model.quantity import parse_quantity
 
-ROLE_KEY = "$role"
+ROLE_KEY = JOB_ROLE_KEY
 """Engine-reserved key marking a container's role while a Job is built; stripped from the result."""
 
 

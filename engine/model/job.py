@@ -28,7 +28,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.model.jsonvalue import JSON, JSONObject
+from engine.model.limits import (
+    MAX_JOB_BYTES,
+    MAX_PLUGINS_BYTES,
+    json_problem,
+    refuse_constant,
+    size_in_bytes,
+)
 from engine.model.plugin import KUBERNETES_PLUGIN_KEY, check_plugin
+
+ROLE_KEY = "$role"
+"""The key the engine marks a container's role with while it builds a Job; input may not carry it."""
 
 # The trusted roots and the wire fields they come from (GraphQL ``JobTypeCommand`` node). Buildkite
 # fills these in; the job's env cannot change them.
@@ -267,13 +277,29 @@ def split_plugins(raw: str | None) -> PluginFacts:
     Several kubernetes entries merge key by key, later entries winning, like upstream's repeated
     decoding into one struct. The other plugins are re-serialised compactly with sorted keys so the
     env var is byte-for-byte deterministic.
+
+    Input beyond :mod:`engine.model.limits` (too large, too deep, numbers outside 64 bits) is a
+    ``plugins_error`` found before anything recursive touches it, and a kubernetes config carrying the
+    engine's own ``$role`` key is a ``kubernetes_error``: that key must only ever mean what the stack's
+    policies gave a container.
     """
     if raw is None or raw == "":
         return PluginFacts()
+    size = size_in_bytes(raw)
+    if size > MAX_PLUGINS_BYTES:
+        return PluginFacts(
+            plugins_error=f"failed parsing plugins: BUILDKITE_PLUGINS is {size} bytes; "
+            f"at most {MAX_PLUGINS_BYTES} are accepted"
+        )
     try:
-        decoded = json.loads(raw)
+        decoded = json.loads(raw, parse_constant=refuse_constant)
+    except RecursionError:
+        return PluginFacts(plugins_error="failed parsing plugins: the JSON is nested too deeply")
     except ValueError as exc:
         return PluginFacts(plugins_error=f"failed parsing plugins: {exc}")
+    problem = json_problem(decoded)
+    if problem is not None:
+        return PluginFacts(plugins_error=f"failed parsing plugins: {problem}")
     if not isinstance(decoded, list):
         return PluginFacts(
             plugins_error=f"failed parsing plugins: expected a JSON array, got {_kind(decoded)}"
@@ -299,6 +325,11 @@ def split_plugins(raw: str | None) -> PluginFacts:
             kubernetes = {**(kubernetes or {}), **config}
         else:
             others.append(entry)
+    reserved = json_problem(kubernetes, frozenset({ROLE_KEY})) if kubernetes is not None else None
+    if reserved is not None:
+        return PluginFacts(
+            has_kubernetes=True, kubernetes_error=f"failed parsing Kubernetes plugin: {reserved}"
+        )
     problems = check_plugin(kubernetes) if kubernetes is not None else []
     others_json = json.dumps(others, sort_keys=True, separators=(",", ":")) if others else ""
     return PluginFacts(
@@ -308,6 +339,11 @@ def split_plugins(raw: str | None) -> PluginFacts:
         others_json=others_json,
         kubernetes_error=("failed parsing Kubernetes plugin: " + "; ".join(problems)) if problems else None,
     )
+
+
+def job_size(job: BuildkiteJob) -> int:
+    """Bytes of the job's env (names and values) and command: what gets copied into the pod."""
+    return size_in_bytes(job.command) + sum(size_in_bytes(k) + size_in_bytes(v) + 1 for k, v in job.env)
 
 
 def _is_kubernetes_key(key: str) -> bool:
@@ -346,6 +382,11 @@ def job_facts(job: BuildkiteJob) -> dict[str, JSON]:
         job_view["pluginsError"] = plugins.plugins_error
     if plugins.kubernetes_error is not None:
         job_view["kubernetesPluginError"] = plugins.kubernetes_error
+    size = job_size(job)
+    if size > MAX_JOB_BYTES:
+        job_view["inputError"] = (
+            f"the job's env and command are {size} bytes; at most {MAX_JOB_BYTES} are accepted"
+        )
     return {
         "job": job_view,
         "tags": tags,

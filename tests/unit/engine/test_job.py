@@ -47,7 +47,13 @@ def test_graphql_edge_and_nested_priority_are_accepted() -> None:
 
 TRUSTED = {
     "pipeline": {"slug": "web", "name": "Web", "repository": {"url": "git@github.com:org/web.git"}},
-    "build": {"number": 42, "branch": "main", "commit": "abc123", "source": {"name": "webhook"}, "message": "Fix"},
+    "build": {
+        "number": 42,
+        "branch": "main",
+        "commit": "abc123",
+        "source": {"name": "webhook"},
+        "message": "Fix",
+    },
     "step": {"key": "test"},
 }
 
@@ -125,7 +131,9 @@ def test_wrongly_typed_trusted_fields_are_input_errors() -> None:
 def test_build_numbers_beyond_64_bits_are_refused() -> None:
     with pytest.raises(JobInputError) as caught:
         parse_job(job(build={"number": 2**63}))
-    assert caught.value.problems == ["build.number: expected a 64-bit integer, got the number 9223372036854775808"]
+    assert caught.value.problems == [
+        "build.number: expected a 64-bit integer, got the number 9223372036854775808"
+    ]
 
 
 def test_kubernetes_plugin_is_split_from_the_others() -> None:
