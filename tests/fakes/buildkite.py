@@ -384,8 +384,9 @@ class FakeBuildkite:
         ``agent_query_rules`` defaults to ``["queue=<queue>"]`` (none when ``queue`` is None).
         ``plugins`` (any JSON value, or a ready JSON string) becomes ``BUILDKITE_PLUGINS``; ``env`` is
         added last and wins over the generated variables; ``appended_env`` entries (``K=V``) are added
-        after everything, verbatim, so a name can appear twice as a pipeline's env can make it. Jobs sharing ``build_uuid`` share a build;
-        ``scheduled_at`` defaults to one second after the previous job, so order is deterministic.
+        after everything, verbatim, so a name can appear twice as a pipeline's env can make it. Jobs
+        sharing ``build_uuid`` share a build; ``scheduled_at`` defaults to one second after the
+        previous job, so order is deterministic.
         """
         if state not in JOB_STATES:
             raise ValueError(f"unknown job state {state!r}")
