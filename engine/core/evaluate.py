@@ -11,9 +11,15 @@ disagree. Evaluation is a walk over the ordered policy set:
    not run for a denied job;
 4. an expression or patch that fails stops evaluation with an ``error`` denial naming the policy and
    rule: a broken rule must not produce a half-built pod;
-5. in the ``enforce`` phase, the first rule to change a path owns it: a later rule that would change it
-   again is skipped with a warning, so an enforcement cannot be undone by a policy that happens to run
-   after it.
+5. in the ``enforce`` phase, a rule owns exactly the leaf values it set (:mod:`engine.core.ownership`):
+   a later rule that would change one of them is skipped with a warning, so an enforcement cannot be
+   undone by a policy that happens to run after it, while a rule setting a different key inside a map
+   another rule added is not blocked;
+6. a container keeps the role it was added with when a rule replaces or recreates it under the same
+   name (:func:`engine.core.targets.keep_roles`), so every container stays reachable by its target.
+
+Nothing changes the Job after the enforce phase: the role markers are stripped, and the result is the
+Decision.
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ from engine.core.compiler import CompiledPolicy, CompiledRule, PolicySet
 from engine.core.documents import POD_SPEC_PATH, get_in, resolve_path, set_in
 from engine.core.expressions import Activation, CompiledExpression, EvaluationError, var_root
 from engine.core.function_registry import REGISTRY, ROLE_KEY
+from engine.core.ownership import Lock, first_conflict, locks_for
 from engine.core.patch.defaults import apply_defaults
 from engine.core.patch.json_patch import JsonPatchError, apply_json_patch
 from engine.core.patch.schema import CONTAINER, JOB, TypeSchema
 from engine.core.patch.strategic import PatchError, strategic_merge
-from engine.core.targets import resolve_targets, strip_roles
+from engine.core.targets import keep_role, keep_roles, resolve_targets, strip_roles
 from engine.core.templates import to_text
 from engine.model.decision import Decision, Denial, PolicyWarning, TraceRecord
 from engine.model.job import BuildkiteJob, job_facts
@@ -50,7 +57,7 @@ class _Run:
     trace: list[TraceRecord] = field(default_factory=list)
     denials: list[Denial] = field(default_factory=list)
     warnings: list[PolicyWarning] = field(default_factory=list)
-    locks: list[tuple[Path, str]] = field(default_factory=list)
+    locks: list[Lock] = field(default_factory=list)
 
     def set_manifest(self, manifest: JSONObject) -> None:
         self.manifest = manifest
@@ -135,9 +142,12 @@ def _run_rule_on(
         _fail(run, policy, rule.name, str(exc))
     if not changes:
         return
+    updated = _with_roles_kept(document, updated) if target is None else keep_role(document, updated)
     absolute = [(change, (*prefix, *change.path)) for change in changes]
     owner = f"{policy.name}/{rule.name}"
-    conflict = _locked_conflict(run, absolute, owner)
+    before = run.manifest
+    candidate = set_in(before, prefix, updated) if prefix else updated
+    conflict = first_conflict(run.locks, before, candidate, absolute, owner) if run.locks else None
     if conflict is not None:
         run.warnings.append(
             PolicyWarning(
@@ -147,13 +157,13 @@ def _run_rule_on(
             )
         )
         return
-    run.set_manifest(set_in(run.manifest, prefix, updated) if prefix else updated)
+    run.set_manifest(candidate)
     for change, path in absolute:
         run.trace.append(
             TraceRecord(policy.name, rule.name, change.op, render_path(path), change.old, change.new)
         )
     if policy.phase is Phase.ENFORCE:
-        run.locks.extend((path, owner) for _, path in absolute)
+        run.locks.extend(locks_for(before, candidate, absolute, owner))
     if rule.warning is not None:
         try:
             message = rule.warning.render(run.activation)
@@ -248,15 +258,12 @@ def _fail(run: _Run, policy: CompiledPolicy, rule: str, reason: str) -> NoReturn
     raise _RuleFailedError(message)
 
 
-def _locked_conflict(run: _Run, changes: list[tuple[Change, Path]], owner: str) -> tuple[str, str] | None:
-    for _, path in changes:
-        for locked, lock_owner in run.locks:
-            if lock_owner == owner:
-                continue
-            shorter = min(len(path), len(locked))
-            if path[:shorter] == locked[:shorter]:
-                return render_path(path), lock_owner
-    return None
+def _with_roles_kept(before: JSON, after: JSON) -> JSON:
+    """A Job-level rule's result with container roles kept by name (see the module docstring)."""
+    old_pod = get_in(before, POD_SPEC_PATH)
+    new_pod = get_in(after, POD_SPEC_PATH)
+    kept = keep_roles(old_pod, new_pod)
+    return after if kept is new_pod else set_in(after, POD_SPEC_PATH, kept)
 
 
 def _require_map(value: JSON, what: str) -> JSONObject:
