@@ -18,6 +18,7 @@ from typing import Any
 from engine.core.expressions import HelperRegistry
 from engine.core.functions.interposer import interpose
 from engine.core.functions.labels import is_label_key, is_label_value
+from engine.core.functions.secrets import secret_references
 from engine.core.functions.shellquote import shell_join, shell_quote
 from engine.model.job import ROLE_KEY as JOB_ROLE_KEY
 from engine.model.jsonvalue import JSON
@@ -187,6 +188,7 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "pathDir": path_dir,
     "pathJoin": path_join,
     "isAbsPath": is_abs_path,
+    "secretReferences": secret_references,
 }
 
 REGISTRY = HelperRegistry(HELPERS)
