@@ -29,7 +29,7 @@ def alpine(**fields: Any) -> dict[str, Any]:
     return {"image": "alpine", **fields}
 
 
-SERVICE_ACCOUNT_ATTACKS = {
+SERVICE_ACCOUNT_ATTACKS: dict[str, dict[str, Any]] = {
     "podSpec serviceAccountName": {"podSpec": {"serviceAccountName": SA, "containers": [alpine()]}},
     "podSpecPatch serviceAccountName": {"podSpecPatch": {"serviceAccountName": SA}},
     "deprecated serviceAccount": {"podSpec": {"serviceAccount": SA, "containers": [alpine()]}},
