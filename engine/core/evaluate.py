@@ -262,6 +262,8 @@ def _with_roles_kept(before: JSON, after: JSON) -> JSON:
     """A Job-level rule's result with container roles kept by name (see the module docstring)."""
     old_pod = get_in(before, POD_SPEC_PATH)
     new_pod = get_in(after, POD_SPEC_PATH)
+    if old_pod is new_pod:
+        return after
     kept = keep_roles(old_pod, new_pod)
     return after if kept is new_pod else set_in(after, POD_SPEC_PATH, kept)
 

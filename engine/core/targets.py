@@ -67,24 +67,29 @@ def _items(pod_spec: dict[str, JSON], key: str) -> list[JSON]:
 
 def keep_roles(before: JSON, after: JSON) -> JSON:
     """``after`` (a pod spec) with the role of each container that lost it put back, matched by name
-    within the same list; ``after`` itself when nothing was lost."""
+    within the same list; ``after`` itself when nothing was lost. Lists the rule did not touch (the
+    same object before and after) are skipped without a look, which is nearly every rule."""
     if not isinstance(before, dict) or not isinstance(after, dict) or before is after:
         return after
     result = after
     for key in CONTAINER_LISTS:
-        roles = {
-            c["name"]: c[ROLE_KEY]
-            for c in _items(before, key)
-            if isinstance(c, dict) and ROLE_KEY in c and isinstance(c.get("name"), str)
-        }
-        if not roles:
+        items = after.get(key)
+        old_items = before.get(key)
+        if items is old_items or not isinstance(items, list) or not isinstance(old_items, list):
             continue
-        items = _items(after, key)
         lost = [
             i
             for i, c in enumerate(items)
-            if isinstance(c, dict) and ROLE_KEY not in c and c.get("name") in roles
+            if isinstance(c, dict) and ROLE_KEY not in c and isinstance(c.get("name"), str)
         ]
+        if not lost:
+            continue
+        roles = {
+            c["name"]: c[ROLE_KEY]
+            for c in old_items
+            if isinstance(c, dict) and ROLE_KEY in c and isinstance(c.get("name"), str)
+        }
+        lost = [i for i in lost if items[i]["name"] in roles]
         if not lost:
             continue
         if result is after:

@@ -325,7 +325,12 @@ def split_plugins(raw: str | None) -> PluginFacts:
             kubernetes = {**(kubernetes or {}), **config}
         else:
             others.append(entry)
-    reserved = json_problem(kubernetes, frozenset({ROLE_KEY})) if kubernetes is not None else None
+    reserved = (
+        json_problem(kubernetes, frozenset({ROLE_KEY}))
+        # Only a raw text holding the key, literally or through a \u escape, can decode to it.
+        if kubernetes is not None and (f'"{ROLE_KEY}"' in raw or "\\u" in raw)
+        else None
+    )
     if reserved is not None:
         return PluginFacts(
             has_kubernetes=True, kubernetes_error=f"failed parsing Kubernetes plugin: {reserved}"

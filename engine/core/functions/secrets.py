@@ -47,8 +47,11 @@ def _references(pod: Mapping[str, JSON]) -> Iterator[dict[str, JSON]]:
             if not isinstance(container, Mapping):
                 continue
             where = f"{list_key}[{_name(container, index)}]"
-            for entry in _list(container.get("env")):
-                ref = _get(entry, "valueFrom", "secretKeyRef")
+            # Nearly every entry is a plain value: pick out the few with a valueFrom first.
+            env = _list(container.get("env"))
+            sourced = [e for e in env if isinstance(e, Mapping) and e.get("valueFrom")]
+            for entry in sourced:
+                ref = _get(entry["valueFrom"], "secretKeyRef")
                 if isinstance(ref, Mapping):
                     key = ref.get("key")
                     yield _ref(

@@ -409,9 +409,9 @@ def test_restricted_with_the_defaults_denies_until_the_stack_containers_comply()
     decision = run(BASELINE, RESTRICTED)
     assert not decision.admitted
     assert (
-        "PSS restricted: container agent must set securityContext.allowPrivilegeEscalation to false"
-        in denials(decision)
-    )
+        "PSS restricted: containers must set securityContext.allowPrivilegeEscalation to false: "
+        "copy-agent, container-0, agent, checkout"
+    ) in denials(decision)
 
 
 def test_restricted_admits_a_job_whose_every_container_complies() -> None:

@@ -118,6 +118,17 @@ def test_the_engines_role_key_cannot_come_from_the_plugin(plugin: dict[str, obje
     assert "'$role' is reserved for the stack" in message
 
 
+@pytest.mark.parametrize("key", ["\\u0024role", "\\u0024\\u0072ole", "$\\u0072ole"])
+def test_an_escaped_role_key_is_refused_too(key: str) -> None:
+    container = '{"name": "i", "image": "x", "' + key + '": "agent"}'
+    raw = '[{"' + PLUGIN_KEY + '": {"podSpec": {"initContainers": [' + container + "]}}}]"
+    assert json.loads(raw)[0][PLUGIN_KEY]["podSpec"]["initContainers"][0]["$role"] == "agent"
+    facts = split_plugins(raw)
+    assert facts.kubernetes is None
+    assert facts.kubernetes_error is not None
+    assert "'$role' is reserved for the stack" in facts.kubernetes_error
+
+
 def test_a_deep_job_file_is_bad_input_not_a_traceback(tmp_path: Path) -> None:
     job_file = tmp_path / "job.json"
     job_file.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")

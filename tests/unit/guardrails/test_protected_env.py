@@ -229,6 +229,9 @@ def test_a_step_patch_cannot_change_the_protected_env(name: str) -> None:
     clean = decide(job(plugin={"podSpecPatch": {}}), config=AGENT_CONFIG)
     attacked = decide(job(plugin={"podSpecPatch": PATCHES[name]}), config=AGENT_CONFIG)
     assert_same_protected_env(attacked, clean)
+    if name == "reorder duplicates":
+        # Each name keeps its own entries in their order, so no effective value moved: nothing to undo.
+        return
     assert any(
         w.startswith("podSpecPatch may not change ") and w.endswith("so the patch's values were ignored")
         for w in warnings(attacked)
