@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.model.config import ConfigError, ControllerConfig, SourcedConfig, parse_config
 from engine.model.job import BuildkiteJob, JobInputError, parse_job
+from engine.model.limits import refuse_constant
 from engine.policy.yaml_source import YamlSourceError, load_documents
 
 
@@ -28,7 +29,9 @@ def load_job_file(path: Path) -> BuildkiteJob:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError([f"{path}: cannot read: {_reason(exc)}"]) from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=refuse_constant)
+    except RecursionError:
+        raise InputError([f"{path}: not a JSON job document: it is nested too deeply"]) from None
     except ValueError as exc:
         raise InputError([f"{path}: not a JSON job document: {exc}"]) from None
     try:

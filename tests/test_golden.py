@@ -20,6 +20,7 @@ import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,6 +68,18 @@ COMMAND_ENV_AFTER_SHARED = (
     "BUILDKITE_CONTAINER_ID",
 )
 JOB_ENV_SET_BY_CONTAINERS = frozenset({"BUILDKITE_COMMAND", "BUILDKITE_ARTIFACT_PATHS", "BUILDKITE_PLUGINS"})
+
+
+def _protected_env() -> frozenset[str]:
+    """The protected names, from the one place they are stated (the default policies' variable)."""
+    path = Path(__file__).resolve().parents[1] / "policies" / "15-shared-env-and-mounts.yaml"
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    (names,) = [v["value"] for v in document["spec"]["variables"] if v["name"] == "protectedEnv"]
+    return frozenset(names)
+
+
+PROTECTED_ENV = _protected_env()
+"""Job env entries with these names never reach the shared env (the stack's value stands)."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +178,7 @@ def _job_env_entries(job: dict[str, Any]) -> list[dict[str, str]]:
     entries = []
     for item in job.get("env", []):
         name, _, value = str(item).partition("=")
-        if name not in JOB_ENV_SET_BY_CONTAINERS:
+        if name not in JOB_ENV_SET_BY_CONTAINERS and name not in PROTECTED_ENV:
             entries.append({"name": name, "value": value})
     return entries
 

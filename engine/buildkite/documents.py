@@ -3,8 +3,10 @@
 They mirror the upstream controller's documents (behaviour spec §4.11) with two deliberate changes:
 the job listing (``first: 100`` per page, as upstream) takes an ``$after`` cursor and asks for
 ``pageInfo`` so every page can be fetched (upstream only ever saw the first 100 jobs), and job nodes
-also carry ``priority { number }`` so policies can read it. Tests validate each document against the
-shipped subset schema and, when available, the full public schema.
+also carry ``priority { number }`` so policies can read it, and the job's ``pipeline``, ``build`` and
+``step``: Buildkite's own record of whose job this is, which the policies' trusted roots come from
+(the job's env is the pipeline author's to set and proves nothing). Tests validate each document
+against the shipped subset schema and, when available, the full public schema.
 """
 
 from __future__ import annotations
@@ -20,6 +22,25 @@ fragment ScheduledCommandJob on JobTypeCommand {
   command
   priority {
     number
+  }
+  pipeline {
+    slug
+    name
+    repository {
+      url
+    }
+  }
+  build {
+    number
+    branch
+    commit
+    source {
+      name
+    }
+    message
+  }
+  step {
+    key
   }
 }
 """

@@ -11,14 +11,20 @@ disagree. Evaluation is a walk over the ordered policy set:
    not run for a denied job;
 4. an expression or patch that fails stops evaluation with an ``error`` denial naming the policy and
    rule: a broken rule must not produce a half-built pod;
-5. in the ``enforce`` phase, the first rule to change a path owns it: a later rule that would change it
-   again is skipped with a warning, so an enforcement cannot be undone by a policy that happens to run
-   after it;
-6. an admitted Job then goes through the engine's finishing step (``engine.core.finish``: namespace,
+5. in the ``enforce`` phase, a rule owns exactly the leaf values it set (:mod:`engine.core.ownership`):
+   a later rule that would change one of them is skipped with a warning, so an enforcement cannot be
+   undone by a policy that happens to run after it, while a rule setting a different key inside a map
+   another rule added is not blocked;
+6. a container keeps the role it was added with when a rule replaces or recreates it under the same
+   name (:func:`engine.core.targets.keep_roles`), so every container stays reachable by its target;
+7. an admitted Job then goes through the engine's finishing step (``engine.core.finish``: namespace,
    controller-id label, changed-by annotation, the job-log warnings hook; traced as ``stack/finish``)
    and is checked against the Kubernetes API of ``config.kubernetesVersion``
    (``engine.core.kube_validation``): a Job the API would refuse or prune is denied with kind
    ``invalid``, naming the policy and rule that last wrote the offending field.
+
+No policy changes the Job after the enforce phase: only the finishing step's documented additions
+follow, the role markers are stripped, and the result is the Decision.
 
 Warnings about the job itself come first: every field of the job's kubernetes plugin that upstream's
 decoder would silently ignore (``stack/kubernetes-plugin``, with "did you mean").
@@ -37,11 +43,12 @@ from engine.core.expressions import Activation, CompiledExpression, EvaluationEr
 from engine.core.finish import FINISH_POLICY, FINISH_RULE, finish_job
 from engine.core.function_registry import REGISTRY, ROLE_KEY
 from engine.core.kube_validation import validate_job
+from engine.core.ownership import Lock, first_conflict, locks_for
 from engine.core.patch.defaults import apply_defaults
 from engine.core.patch.json_patch import JsonPatchError, apply_json_patch
 from engine.core.patch.schema import CONTAINER, JOB, TypeSchema
 from engine.core.patch.strategic import PatchError, strategic_merge
-from engine.core.targets import resolve_targets, strip_roles
+from engine.core.targets import keep_role, keep_roles, resolve_targets, strip_roles
 from engine.core.templates import to_text
 from engine.core.violations import violation_denials
 from engine.model.decision import (
@@ -72,7 +79,7 @@ class _Run:
     trace: list[TraceRecord] = field(default_factory=list)
     denials: list[Denial] = field(default_factory=list)
     warnings: list[PolicyWarning] = field(default_factory=list)
-    locks: list[tuple[Path, str]] = field(default_factory=list)
+    locks: list[Lock] = field(default_factory=list)
     unmatched: list[UnmatchedPolicy] = field(default_factory=list)
     variables: list[VariableValue] = field(default_factory=list)
 
@@ -187,9 +194,12 @@ def _run_rule_on(
         _fail(run, policy, rule.name, str(exc), rule.where)
     if not changes:
         return
+    updated = _with_roles_kept(document, updated) if target is None else keep_role(document, updated)
     absolute = [(change, (*prefix, *change.path)) for change in changes]
     owner = f"{policy.name}/{rule.name}"
-    conflict = _locked_conflict(run, absolute, owner)
+    before = run.manifest
+    candidate = set_in(before, prefix, updated) if prefix else updated
+    conflict = first_conflict(run.locks, before, candidate, absolute, owner) if run.locks else None
     if conflict is not None:
         run.warnings.append(
             PolicyWarning(
@@ -199,10 +209,10 @@ def _run_rule_on(
             )
         )
         return
-    run.set_manifest(set_in(run.manifest, prefix, updated) if prefix else updated)
+    run.set_manifest(candidate)
     _record(run, policy.name, rule.name, absolute)
     if policy.phase is Phase.ENFORCE:
-        run.locks.extend((path, owner) for _, path in absolute)
+        run.locks.extend(locks_for(before, candidate, absolute, owner))
     if rule.warning is not None:
         try:
             message = rule.warning.render(run.activation)
@@ -298,15 +308,14 @@ def _fail(run: _Run, policy: CompiledPolicy, rule: str, reason: str, where: str)
     raise _RuleFailedError(message)
 
 
-def _locked_conflict(run: _Run, changes: list[tuple[Change, Path]], owner: str) -> tuple[str, str] | None:
-    for _, path in changes:
-        for locked, lock_owner in run.locks:
-            if lock_owner == owner:
-                continue
-            shorter = min(len(path), len(locked))
-            if path[:shorter] == locked[:shorter]:
-                return render_path(path), lock_owner
-    return None
+def _with_roles_kept(before: JSON, after: JSON) -> JSON:
+    """A Job-level rule's result with container roles kept by name (see the module docstring)."""
+    old_pod = get_in(before, POD_SPEC_PATH)
+    new_pod = get_in(after, POD_SPEC_PATH)
+    if old_pod is new_pod:
+        return after
+    kept = keep_roles(old_pod, new_pod)
+    return after if kept is new_pod else set_in(after, POD_SPEC_PATH, kept)
 
 
 def _require_map(value: JSON, what: str) -> JSONObject:

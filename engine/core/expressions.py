@@ -16,6 +16,9 @@ Three costs shape this module, all measured:
 
 Helper functions raise Python exceptions for bad arguments; the wrapper turns them into evaluation
 errors without letting the CEL runtime print anything (the engine never prints).
+
+``matches()`` is RE2's, on both paths (:mod:`engine.core.regex`): the library's own ``x.matches(p)``
+(Rust's regex engine) is rewritten, for the library only, to a registered function calling RE2.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ import cel  # noqa: E402
 from cel.stdlib import STDLIB_FUNCTIONS  # noqa: E402
 
 from engine.core.cel_fast import CelError, FastProgram, Unsupported, compile_fast  # noqa: E402
+from engine.core.regex import re2_matches  # noqa: E402
 from engine.model.jsonvalue import JSON  # noqa: E402
 
 CONTEXT_ROOTS = (
@@ -80,6 +84,9 @@ _STRING_LITERAL = re.compile(
 _COMPREHENSION_VAR = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
 _MEMBER_CHAIN = re.compile(r"^\s*([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*)\s*$")
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
+_MATCHES_METHOD = re.compile(r"\.\s*matches\s*\(")
+LIBRARY_MATCHES = "__re2_matches"
+"""What the ``cel`` library calls for ``x.matches(p)``: RE2, like the fast path (see the module doc)."""
 
 # Functions built into the CEL runtime itself (macros are not functions and need no entry).
 _NATIVE_FUNCTIONS = frozenset(
@@ -161,7 +168,7 @@ def compile_expression(source: str, registry: HelperRegistry) -> CompiledExpress
         raise ExpressionError("'vars' can only be used as vars.<name>", line, column)
     rewritten = _rewrite_vars(source)
     try:
-        program = cel.compile(rewritten)
+        program = cel.compile(library_source(rewritten))
     except ValueError as exc:
         raise _syntax_error(str(exc)) from None
     bound = set(_COMPREHENSION_VAR.findall(masked))
@@ -177,6 +184,8 @@ def compile_expression(source: str, registry: HelperRegistry) -> CompiledExpress
             raise ExpressionError(f"unknown variable '{name}' (known: {known})", line, column)
     for name in program.functions():
         if _is_operator(name) or name in _NATIVE_FUNCTIONS or name in functions or name in members:
+            continue
+        if name == LIBRARY_MATCHES:
             continue
         if name in bound or name in CONTEXT_ROOTS:
             continue
@@ -199,6 +208,20 @@ def compile_expression(source: str, registry: HelperRegistry) -> CompiledExpress
     return CompiledExpression(
         source=source, program=program, roots=tuple(roots), member_chain=chain, fast=fast
     )
+
+
+def library_source(source: str) -> str:
+    """``source`` as the ``cel`` library must run it: every ``x.matches(p)`` calls RE2 instead of the
+    library's own regex engine (string literals are left alone)."""
+    masked = _mask_strings(source)
+    out: list[str] = []
+    last = 0
+    for match in _MATCHES_METHOD.finditer(masked):
+        out.append(source[last : match.start()])
+        out.append(f".{LIBRARY_MATCHES}(")
+        last = match.end()
+    out.append(source[last:])
+    return "".join(out)
 
 
 def referenced_variables(expression: CompiledExpression) -> tuple[str, ...]:
@@ -250,6 +273,9 @@ class HelperRegistry:
         bound: dict[str, Callable[..., Any]] = dict(STDLIB_FUNCTIONS)
         for name, func in self._helpers.items():
             bound[name] = _guarded(name, func, failures)
+        matches = _guarded("matches", re2_matches, failures)
+        bound[LIBRARY_MATCHES] = matches  # x.matches(p), rewritten by library_source
+        bound["matches"] = matches  # the global form matches(x, p)
         return bound
 
 

@@ -8,6 +8,7 @@ looks like stays in the policies.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import posixpath
@@ -18,11 +19,13 @@ from typing import Any
 from engine.core.expressions import HelperRegistry
 from engine.core.functions.interposer import interpose
 from engine.core.functions.labels import is_label_key, is_label_value
+from engine.core.functions.secrets import secret_references
 from engine.core.functions.shellquote import shell_join, shell_quote
+from engine.model.job import ROLE_KEY as JOB_ROLE_KEY
 from engine.model.jsonvalue import JSON
 from engine.model.quantity import parse_quantity
 
-ROLE_KEY = "$role"
+ROLE_KEY = JOB_ROLE_KEY
 """Engine-reserved key marking a container's role while a Job is built; stripped from the result."""
 
 
@@ -83,6 +86,61 @@ def without_names(items: Sequence[Mapping[str, JSON]], names: Sequence[str]) -> 
     return [item for item in items if item.get("name") not in excluded]
 
 
+def only_names(items: Sequence[Mapping[str, JSON]], names: Sequence[str]) -> list[JSON]:
+    """The items whose ``name`` is in ``names``, order kept (the complement of ``withoutNames``)."""
+    wanted = set(names)
+    return [item for item in items if item.get("name") in wanted]
+
+
+def names_in(items: Sequence[Mapping[str, JSON]], names: Sequence[str]) -> list[str]:
+    """The distinct ``name`` values of ``items`` that are in ``names``, in the order they first occur."""
+    wanted = set(names)
+    found: dict[str, None] = {}
+    for item in items:
+        name = item.get("name")
+        if isinstance(name, str) and name in wanted:
+            found.setdefault(name, None)
+    return list(found)
+
+
+def changed_env(
+    env: Sequence[Mapping[str, JSON]], reference: Sequence[Mapping[str, JSON]], names: Sequence[str]
+) -> list[str]:
+    """The names (from ``names``, in that order) whose entries differ between ``env`` and ``reference``:
+    the same entries, in the same order, count as unchanged. Why a helper: it runs on every patched
+    container and compares whole env lists, which is one pass here."""
+    if env is reference:
+        return []
+    wanted = set(names)
+    current: dict[str, list[JSON]] = {}
+    before: dict[str, list[JSON]] = {}
+    for items, into in ((env, current), (reference, before)):
+        for item in items:
+            name = item.get("name")
+            if name in wanted:
+                into.setdefault(str(name), []).append(item)
+    return [name for name in names if current.get(name) != before.get(name)]
+
+
+def changed_commands(before: Sequence[Mapping[str, JSON]], after: Sequence[Mapping[str, JSON]]) -> list[str]:
+    """Names of the containers in both lists (matched by name) whose ``command`` or ``args`` differ;
+    an absent or null value counts as an empty list. One pass, for a check every patched job makes."""
+    earlier = {c.get("name"): c for c in before if isinstance(c, Mapping)}
+    changed: list[str] = []
+    for container in after:
+        if not isinstance(container, Mapping):
+            continue
+        name = container.get("name")
+        old = earlier.get(name)
+        if old is None or old is container:
+            continue
+        for key in ("command", "args"):
+            if (old.get(key) or []) != (container.get(key) or []):
+                changed.append(str(name))
+                break
+    return changed
+
+
 def with_fragment(url: str, fragment: str) -> str:
     """``url`` with its fragment replaced (``""`` gives ``#<fragment>``, as Go's url package does)."""
     return url.split("#", 1)[0] + "#" + fragment
@@ -129,6 +187,7 @@ _QUANTITY_SCALE = {
 }  # fmt: skip
 
 
+@functools.lru_cache(maxsize=1024)
 def _quantity(value: str | int | float) -> Fraction:
     """The exact value of a Kubernetes quantity (validated by the same parser the config uses)."""
     canonical = parse_quantity(value)
@@ -142,12 +201,21 @@ def _quantity(value: str | int | float) -> Fraction:
 
 def quantity_bytes(value: str | int | float) -> int:
     """A memory-style quantity in whole units, rounded up (``1Gi`` → 1073741824)."""
-    return math.ceil(_quantity(value))
+    return math.ceil(_quantity(_hashable_quantity(value)))
 
 
 def quantity_millis(value: str | int | float) -> int:
     """A CPU-style quantity in thousandths, rounded up (``1.5`` → 1500, ``250m`` → 250)."""
-    return math.ceil(_quantity(value) * 1000)
+    return math.ceil(_quantity(_hashable_quantity(value)) * 1000)
+
+
+def _hashable_quantity(value: str | int | float) -> str | int | float:
+    """The value, checked to be one a quantity can be (the cache needs it hashable): a bool, list or
+    map is refused with the parser's own message."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return value
+    parse_quantity(value)
+    return value
 
 
 def path_dir(path: str) -> str:
@@ -175,6 +243,10 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "merge": merge,
     "prefixKeys": prefix_keys,
     "withoutNames": without_names,
+    "onlyNames": only_names,
+    "namesIn": names_in,
+    "changedEnv": changed_env,
+    "changedCommands": changed_commands,
     "withFragment": with_fragment,
     "lookup": lookup,
     "roleOf": role_of,
@@ -186,6 +258,7 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "pathDir": path_dir,
     "pathJoin": path_join,
     "isAbsPath": is_abs_path,
+    "secretReferences": secret_references,
 }
 
 REGISTRY = HelperRegistry(HELPERS)

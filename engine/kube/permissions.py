@@ -19,8 +19,9 @@ Who uses what (keep this list true when you change the code):
       build was cancelled while it was pending.
 * core ``pods/eviction`` ``create``: the pod watcher evicts such pods where eviction is preferred
   (it honours PodDisruptionBudgets).
-* core ``secrets`` ``get``: the controller reads the agent token from the Secret named by config key
-  ``agent-token-secret`` when it must acquire and fail a Buildkite job itself.
+* core ``secrets`` ``get``, on that one Secret only (``resourceNames``): the controller reads the agent
+  token from the Secret named by config key ``agent-token-secret`` when it must acquire and fail a
+  Buildkite job itself. It reads no other Secret (its GraphQL token comes from its environment).
 * core ``events`` ``list``: the job watcher quotes a stalled Job's events in the failure message it
   sends to Buildkite.
 """
@@ -42,12 +43,32 @@ class Permission:
     api_group: str
     resource: str
     verbs: tuple[str, ...]
+    resource_names: tuple[str, ...] = ()
+    """Only these objects (RBAC ``resourceNames``); empty means every object of the resource."""
 
+
+AGENT_TOKEN_SECRET = "<agent-token-secret>"
+"""Stands for the Secret named by config ``agent-token-secret`` in :data:`CONTROLLER_PERMISSIONS`."""
 
 CONTROLLER_PERMISSIONS: tuple[Permission, ...] = (
     Permission("batch", "jobs", ("get", "list", "watch", "create", "patch")),
     Permission(CORE_API_GROUP, "pods", ("get", "list", "watch", "delete")),
     Permission(CORE_API_GROUP, "pods/eviction", ("create",)),
-    Permission(CORE_API_GROUP, "secrets", ("get",)),
+    Permission(CORE_API_GROUP, "secrets", ("get",), (AGENT_TOKEN_SECRET,)),
     Permission(CORE_API_GROUP, "events", ("list",)),
 )
+"""What the controller needs; the chart's Role grants exactly ``controller_permissions(<its
+agent-token-secret>)``: nothing the controller lacks, nothing more."""
+
+
+def controller_permissions(agent_token_secret: str) -> tuple[Permission, ...]:
+    """:data:`CONTROLLER_PERMISSIONS` for a controller whose ``agent-token-secret`` is this Secret."""
+    return tuple(
+        Permission(
+            p.api_group,
+            p.resource,
+            p.verbs,
+            tuple(agent_token_secret if name == AGENT_TOKEN_SECRET else name for name in p.resource_names),
+        )
+        for p in CONTROLLER_PERMISSIONS
+    )

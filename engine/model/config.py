@@ -670,6 +670,21 @@ class ControllerConfig(_Block):
         "Kubernetes Secret (in namespace) holding BUILDKITE_AGENT_TOKEN, for pods and for failing jobs.",
         env=True,
     )
+    controller_service_account: str = _key(
+        "controller-service-account",
+        "",
+        "The controller's own ServiceAccount: build pods may not run as it (policy controller-identity). "
+        "Empty: not checked.",
+        env=True,
+    )
+    controller_secrets: StringList = _key(
+        "controller-secrets",
+        (),
+        "Secrets of the controller (e.g. the one holding the GraphQL token) that build pods may never "
+        "reference in any way (policy controller-identity). From agent-token-secret they may reference "
+        "only the BUILDKITE_AGENT_TOKEN key.",
+        env=True,
+    )
     buildkite_token: str = _key(
         "buildkite-token",
         "",

@@ -1,9 +1,15 @@
 """The Buildkite command job as the GraphQL API returns it, and the facts policies read from it.
 
 The input format is Buildkite's own wire shape (a ``JobTypeCommand`` node): ``uuid``, ``command``,
-``env`` (a list of ``K=V`` strings), ``agentQueryRules`` (a list of ``k=v``), ``scheduledAt`` and an
-optional ``priority``. Using the wire shape means a fixture can be pasted from a real API response and
-the controller needs no translation step.
+``env`` (a list of ``K=V`` strings), ``agentQueryRules`` (a list of ``k=v``), ``scheduledAt``, an
+optional ``priority``, and the job's ``pipeline { slug name repository { url } }``,
+``build { number branch commit source { name } message }`` and ``step { key }``. Using the wire shape
+means a fixture can be pasted from a real API response and the controller needs no translation step.
+
+Who a job belongs to is a fact only Buildkite can state: the ``pipeline``, ``build`` and ``step``
+roots policies read come from those GraphQL objects and never from the job's env, which the pipeline
+author writes (appending ``BUILDKITE_PIPELINE_SLUG=payments-api`` must not make a job look like
+another pipeline's). The env stays readable as ``job.env``, for what it is: the author's say-so.
 
 Two kinds of problems are kept apart on purpose:
 
@@ -22,38 +28,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.model.jsonvalue import JSON, JSONObject
+from engine.model.limits import (
+    MAX_JOB_BYTES,
+    MAX_PLUGINS_BYTES,
+    json_problem,
+    refuse_constant,
+    size_in_bytes,
+)
 from engine.model.plugin import KUBERNETES_PLUGIN_KEY, check_plugin, plugin_warnings
 
-# Buildkite environment variables that carry pipeline/build/step facts.
-_PIPELINE_ENV = {
-    "slug": "BUILDKITE_PIPELINE_SLUG",
-    "name": "BUILDKITE_PIPELINE_NAME",
-    "id": "BUILDKITE_PIPELINE_ID",
-    "repository": "BUILDKITE_REPO",
-    "provider": "BUILDKITE_PIPELINE_PROVIDER",
-    "defaultBranch": "BUILDKITE_PIPELINE_DEFAULT_BRANCH",
-    "organization": "BUILDKITE_ORGANIZATION_SLUG",
-}
-_BUILD_ENV = {
-    "id": "BUILDKITE_BUILD_ID",
-    "url": "BUILDKITE_BUILD_URL",
-    "branch": "BUILDKITE_BRANCH",
-    "tag": "BUILDKITE_TAG",
-    "commit": "BUILDKITE_COMMIT",
-    "message": "BUILDKITE_MESSAGE",
-    "source": "BUILDKITE_SOURCE",
-    "creator": "BUILDKITE_BUILD_CREATOR",
-    "creatorEmail": "BUILDKITE_BUILD_CREATOR_EMAIL",
-    "pullRequest": "BUILDKITE_PULL_REQUEST",
-}
-_STEP_ENV = {
-    "key": "BUILDKITE_STEP_KEY",
-    "id": "BUILDKITE_STEP_ID",
-    "label": "BUILDKITE_LABEL",
-    "artifactPaths": "BUILDKITE_ARTIFACT_PATHS",
-    "parallelJob": "BUILDKITE_PARALLEL_JOB",
-    "parallelJobCount": "BUILDKITE_PARALLEL_JOB_COUNT",
-}
+ROLE_KEY = "$role"
+"""The key the engine marks a container's role with while it builds a Job; input may not carry it."""
+
+# The trusted roots and the wire fields they come from (GraphQL ``JobTypeCommand`` node). Buildkite
+# fills these in; the job's env cannot change them.
+_PIPELINE_FIELDS = ("slug", "name")
+_BUILD_STRING_FIELDS = ("branch", "commit", "message")
 
 
 class JobInputError(ValueError):
@@ -74,6 +64,12 @@ class BuildkiteJob:
     agent_query_rules: tuple[str, ...]
     scheduled_at: str | None = None
     priority: int | None = None
+    pipeline: JSONObject = field(default_factory=dict)
+    """Trusted: ``slug``, ``name``, ``repository`` (the URL), each only when Buildkite gave it."""
+    build: JSONObject = field(default_factory=dict)
+    """Trusted: ``number``, ``branch``, ``commit``, ``source`` (its name), ``message``."""
+    step: JSONObject = field(default_factory=dict)
+    """Trusted: ``key`` (the step key the pipeline gave, when it gave one)."""
     raw: JSONObject = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -107,8 +103,11 @@ def parse_job(data: JSON) -> BuildkiteJob:
     priority = data.get("priority")
     if isinstance(priority, Mapping):  # the API nests it: priority { number }
         priority = priority.get("number")
-    if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
-        problems.append(f"priority: expected an integer, got {_kind(priority)}")
+    if priority is not None and not _is_int64(priority):
+        problems.append(f"priority: expected a 64-bit integer, got {_kind(priority)}")
+    pipeline = _parse_pipeline(data.get("pipeline"), problems)
+    build = _parse_build(data.get("build"), problems)
+    step = _parse_step(data.get("step"), problems)
     if problems:
         raise JobInputError(problems)
     return BuildkiteJob(
@@ -118,8 +117,89 @@ def parse_job(data: JSON) -> BuildkiteJob:
         agent_query_rules=tuple(rules),
         scheduled_at=scheduled_at,
         priority=priority,
+        pipeline=pipeline,
+        build=build,
+        step=step,
         raw=dict(data),
     )
+
+
+def _is_int64(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+def _object(value: JSON, field_name: str, problems: list[str]) -> Mapping[str, JSON] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        problems.append(f"{field_name}: expected an object, got {_kind(value)}")
+        return None
+    return value
+
+
+def _optional_string(
+    data: Mapping[str, JSON], key: str, field_name: str, out: dict[str, JSON], problems: list[str]
+) -> None:
+    value = data.get(key)
+    if value is None:
+        return
+    if isinstance(value, str):
+        out[key] = value
+    else:
+        problems.append(f"{field_name}.{key}: expected a string, got {_kind(value)}")
+
+
+def _parse_pipeline(value: JSON, problems: list[str]) -> dict[str, JSON]:
+    """``pipeline { slug name repository { url } }`` → ``{slug, name, repository}`` (the URL)."""
+    data = _object(value, "pipeline", problems)
+    out: dict[str, JSON] = {}
+    if data is None:
+        return out
+    for key in _PIPELINE_FIELDS:
+        _optional_string(data, key, "pipeline", out, problems)
+    repository = _object(data.get("repository"), "pipeline.repository", problems)
+    if repository is not None:
+        holder: dict[str, JSON] = {}
+        _optional_string(repository, "url", "pipeline.repository", holder, problems)
+        if "url" in holder:
+            out["repository"] = holder["url"]
+    return out
+
+
+def _parse_build(value: JSON, problems: list[str]) -> dict[str, JSON]:
+    """``build { number branch commit source { name } message }`` → the ``build`` root."""
+    data = _object(value, "build", problems)
+    out: dict[str, JSON] = {}
+    if data is None:
+        return out
+    number = data.get("number")
+    if number is not None:
+        if _is_int64(number):
+            out["number"] = number
+        else:
+            problems.append(f"build.number: expected a 64-bit integer, got {_kind(number)}")
+    for key in _BUILD_STRING_FIELDS:
+        _optional_string(data, key, "build", out, problems)
+    source = data.get("source")
+    if isinstance(source, str):  # tolerated for hand-written fixtures; the API nests it: source { name }
+        out["source"] = source
+    else:
+        source_object = _object(source, "build.source", problems)
+        if source_object is not None:
+            holder: dict[str, JSON] = {}
+            _optional_string(source_object, "name", "build.source", holder, problems)
+            if "name" in holder:
+                out["source"] = holder["name"]
+    return out
+
+
+def _parse_step(value: JSON, problems: list[str]) -> dict[str, JSON]:
+    """``step { key }`` (``null`` for a job without a step record) → the ``step`` root."""
+    data = _object(value, "step", problems)
+    out: dict[str, JSON] = {}
+    if data is not None:
+        _optional_string(data, "key", "step", out, problems)
+    return out
 
 
 def _parse_env(value: JSON, problems: list[str]) -> tuple[tuple[str, str], ...]:
@@ -197,13 +277,29 @@ def split_plugins(raw: str | None) -> PluginFacts:
     Several kubernetes entries merge key by key, later entries winning, like upstream's repeated
     decoding into one struct. The other plugins are re-serialised compactly with sorted keys so the
     env var is byte-for-byte deterministic.
+
+    Input beyond :mod:`engine.model.limits` (too large, too deep, numbers outside 64 bits) is a
+    ``plugins_error`` found before anything recursive touches it, and a kubernetes config carrying the
+    engine's own ``$role`` key is a ``kubernetes_error``: that key must only ever mean what the stack's
+    policies gave a container.
     """
     if raw is None or raw == "":
         return PluginFacts()
+    size = size_in_bytes(raw)
+    if size > MAX_PLUGINS_BYTES:
+        return PluginFacts(
+            plugins_error=f"failed parsing plugins: BUILDKITE_PLUGINS is {size} bytes; "
+            f"at most {MAX_PLUGINS_BYTES} are accepted"
+        )
     try:
-        decoded = json.loads(raw)
+        decoded = json.loads(raw, parse_constant=refuse_constant)
+    except RecursionError:
+        return PluginFacts(plugins_error="failed parsing plugins: the JSON is nested too deeply")
     except ValueError as exc:
         return PluginFacts(plugins_error=f"failed parsing plugins: {exc}")
+    problem = json_problem(decoded)
+    if problem is not None:
+        return PluginFacts(plugins_error=f"failed parsing plugins: {problem}")
     if not isinstance(decoded, list):
         return PluginFacts(
             plugins_error=f"failed parsing plugins: expected a JSON array, got {_kind(decoded)}"
@@ -229,6 +325,16 @@ def split_plugins(raw: str | None) -> PluginFacts:
             kubernetes = {**(kubernetes or {}), **config}
         else:
             others.append(entry)
+    reserved = (
+        json_problem(kubernetes, frozenset({ROLE_KEY}))
+        # Only a raw text holding the key, literally or through a \u escape, can decode to it.
+        if kubernetes is not None and (f'"{ROLE_KEY}"' in raw or "\\u" in raw)
+        else None
+    )
+    if reserved is not None:
+        return PluginFacts(
+            has_kubernetes=True, kubernetes_error=f"failed parsing Kubernetes plugin: {reserved}"
+        )
     problems = check_plugin(kubernetes) if kubernetes is not None else []
     others_json = json.dumps(others, sort_keys=True, separators=(",", ":")) if others else ""
     return PluginFacts(
@@ -243,6 +349,11 @@ def split_plugins(raw: str | None) -> PluginFacts:
     )
 
 
+def job_size(job: BuildkiteJob) -> int:
+    """Bytes of the job's env (names and values) and command: what gets copied into the pod."""
+    return size_in_bytes(job.command) + sum(size_in_bytes(k) + size_in_bytes(v) + 1 for k, v in job.env)
+
+
 def _is_kubernetes_key(key: str) -> bool:
     base = key.split("#", 1)[0]
     return base in (KUBERNETES_PLUGIN_KEY, "kubernetes")
@@ -250,7 +361,10 @@ def _is_kubernetes_key(key: str) -> bool:
 
 def job_facts(job: BuildkiteJob) -> dict[str, JSON]:
     """The expression-context roots derived from one job: ``job``, ``tags``, ``pipeline``, ``build``,
-    ``step`` and ``plugin``. Computed once per job; the engine never re-derives them."""
+    ``step`` and ``plugin``. Computed once per job; the engine never re-derives them.
+
+    ``pipeline``, ``build`` and ``step`` are Buildkite's fields of the job (see the module docstring);
+    everything else here is the pipeline author's input."""
     env = job.env_map
     plugins = split_plugins(env.get("BUILDKITE_PLUGINS"))
     tags: dict[str, str] = {}
@@ -278,19 +392,16 @@ def job_facts(job: BuildkiteJob) -> dict[str, JSON]:
         job_view["kubernetesPluginError"] = plugins.kubernetes_error
     if plugins.kubernetes_warnings:
         job_view["kubernetesPluginWarnings"] = list(plugins.kubernetes_warnings)
-    build = _from_env(env, _BUILD_ENV)
-    number = env.get("BUILDKITE_BUILD_NUMBER")
-    if number is not None:
-        build["number"] = int(number) if number.isdigit() else number
+    size = job_size(job)
+    if size > MAX_JOB_BYTES:
+        job_view["inputError"] = (
+            f"the job's env and command are {size} bytes; at most {MAX_JOB_BYTES} are accepted"
+        )
     return {
         "job": job_view,
         "tags": tags,
-        "pipeline": _from_env(env, _PIPELINE_ENV),
-        "build": build,
-        "step": _from_env(env, _STEP_ENV),
+        "pipeline": dict(job.pipeline),
+        "build": dict(job.build),
+        "step": dict(job.step),
         "plugin": plugins.kubernetes,
     }
-
-
-def _from_env(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, JSON]:
-    return {key: env[var] for key, var in names.items() if var in env}

@@ -40,10 +40,13 @@ API_VERSION = "policy.agent-stack.dev/v1"
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 IDENTIFIER_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
-SYMBOLIC_TARGETS = ("$command", "$checkout", "$agent", "$sidecars", "$init", "$containers")
-TARGET_PATTERN = r"^(\$(command|checkout|agent|sidecars|init|containers)|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$"
+SYMBOLIC_TARGETS = (
+    "$command", "$checkout", "$agent", "$sidecars", "$step", "$init", "$containers", "$ephemeral", "$all",
+)  # fmt: skip
+_SYMBOLIC = "command|checkout|agent|sidecars|step|init|containers|ephemeral|all"
+TARGET_PATTERN = rf"^(\$({_SYMBOLIC})|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$"
 RULE_KINDS = ("patch", "jsonPatch", "defaults", "deny", "warn", "append")
-CONTAINER_ROLES = ("command", "sidecar", "agent", "checkout")
+CONTAINER_ROLES = ("command", "sidecar", "agent", "checkout", "system")
 
 
 class Phase(StrEnum):
@@ -113,7 +116,9 @@ class RuleBase(_Strict):
         json_schema_extra={"pattern": TARGET_PATTERN},
         description=(
             "Apply the rule to each targeted container instead of the Job: $command, $checkout, $agent, "
-            "$sidecars, $init, $containers, or a container name. `container` and `index` are then in scope."
+            "$sidecars, $step (every container the pipeline author controls), $init, $containers, "
+            "$ephemeral, $all (every container of every kind), or a container name. `container` and "
+            "`index` are then in scope."
         ),
     )
     warning: str | None = Field(
@@ -170,9 +175,12 @@ class WarnRule(RuleBase):
 class AppendSpec(_Strict):
     path: str = Field(pattern=r"^(/([^/~]|~[01])*)+$", description="JSON pointer of the list to append to.")
     items: Any = Field(description="A list (or a ${{ }} expression giving one) of items to append in order.")
-    role: Literal["command", "sidecar", "agent", "checkout"] | None = Field(
+    role: Literal["command", "sidecar", "agent", "checkout", "system"] | None = Field(
         default=None,
-        description="For containers: the role symbolic targets select them by ($command, $sidecars, ...).",
+        description=(
+            "For containers: the role symbolic targets select them by ($command, $sidecars, ...); "
+            "system marks the stack's own helpers (init containers), which $step does not select."
+        ),
     )
 
 

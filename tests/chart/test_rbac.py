@@ -1,40 +1,86 @@
-"""The chart's Role grants exactly ``CONTROLLER_PERMISSIONS``: nothing the controller lacks, nothing more."""
+"""The chart's Role grants exactly ``controller_permissions``: nothing the controller lacks, nothing more."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine.kube.permissions import CONTROLLER_PERMISSIONS, Permission
-from tests.chart import RELEASE_NAMESPACE, TOKENS, Manifest, objects_of_kind, one_of_kind, render
+import pytest
 
-Grant = tuple[str, str, str]
+from engine.kube.permissions import Permission, controller_permissions
+from tests.chart import (
+    RELEASE_NAMESPACE,
+    TOKENS,
+    Manifest,
+    objects_of_kind,
+    one_of_kind,
+    render,
+    rendered_config,
+)
+
+Grant = tuple[str, str, str, str]
+"""(api group, resource, verb, resource name or "*")."""
 
 
 def grants_of_rules(rules: Iterable[Manifest]) -> list[Grant]:
-    """Every (api group, resource, verb) a list of RBAC rules grants, duplicates kept."""
+    """Every (api group, resource, verb, name) a list of RBAC rules grants, duplicates kept."""
     grants: list[Grant] = []
     for rule in rules:
-        assert set(rule) == {"apiGroups", "resources", "verbs"}, f"unexpected rule fields: {rule}"
-        grants += [(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]]
+        assert set(rule) <= {"apiGroups", "resources", "verbs", "resourceNames"}, f"unexpected fields: {rule}"
+        names = rule.get("resourceNames") or ["*"]
+        grants += [
+            (g, r, v, n)
+            for g in rule["apiGroups"]
+            for r in rule["resources"]
+            for v in rule["verbs"]
+            for n in names
+        ]
     return grants
 
 
 def grants_of_permissions(permissions: Iterable[Permission]) -> list[Grant]:
-    return [(p.api_group, p.resource, verb) for p in permissions for verb in p.verbs]
+    return [
+        (p.api_group, p.resource, verb, name)
+        for p in permissions
+        for verb in p.verbs
+        for name in (p.resource_names or ("*",))
+    ]
+
+
+def expected_grants(manifests: list[Manifest]) -> list[Grant]:
+    token_secret = rendered_config(manifests)["agent-token-secret"]
+    return sorted(grants_of_permissions(controller_permissions(token_secret)))
 
 
 def test_role_rules_equal_controller_permissions_exactly() -> None:
-    role = one_of_kind(render(), "Role")
+    manifests = render()
+    role = one_of_kind(manifests, "Role")
     granted = grants_of_rules(role["rules"])
     assert len(granted) == len(set(granted)), "a grant is repeated"
-    assert sorted(granted) == sorted(grants_of_permissions(CONTROLLER_PERMISSIONS))
+    assert sorted(granted) == expected_grants(manifests)
+
+
+@pytest.mark.parametrize(
+    "set_args",
+    [
+        (*TOKENS, "--set", "config.agent-token-secret=my-token"),
+        ("--set", "agentStackSecret=existing"),
+    ],
+    ids=["agent-token-secret in config", "existing secret"],
+)
+def test_the_controller_may_get_exactly_the_secret_it_reads(set_args: tuple[str, ...]) -> None:
+    manifests = render(set_args=set_args)
+    secret_rules = [r for r in one_of_kind(manifests, "Role")["rules"] if r["resources"] == ["secrets"]]
+    (rule,) = secret_rules
+    assert rule["resourceNames"] == [rendered_config(manifests)["agent-token-secret"]]
+    assert rule["verbs"] == ["get"]
+    assert sorted(grants_of_rules(one_of_kind(manifests, "Role")["rules"])) == expected_grants(manifests)
 
 
 def test_rules_hold_no_wildcards_and_only_namespaced_kinds() -> None:
     manifests = render()
     assert objects_of_kind(manifests, "ClusterRole") == []
     assert objects_of_kind(manifests, "ClusterRoleBinding") == []
-    for group, resource, verb in grants_of_rules(one_of_kind(manifests, "Role")["rules"]):
+    for group, resource, verb, _ in grants_of_rules(one_of_kind(manifests, "Role")["rules"]):
         assert "*" not in (group, resource, verb)
 
 
@@ -60,7 +106,7 @@ def test_extra_namespaces_get_the_same_role_bound_to_the_same_account() -> None:
     roles = {r["metadata"]["namespace"]: r for r in objects_of_kind(manifests, "Role")}
     bindings = {b["metadata"]["namespace"]: b for b in objects_of_kind(manifests, "RoleBinding")}
     assert sorted(roles) == sorted(bindings) == sorted([RELEASE_NAMESPACE, "jobs-a", "jobs-b"])
-    expected = sorted(grants_of_permissions(CONTROLLER_PERMISSIONS))
+    expected = expected_grants(manifests)
     for namespace, role in roles.items():
         assert sorted(grants_of_rules(role["rules"])) == expected, namespace
         assert bindings[namespace]["subjects"] == bindings[RELEASE_NAMESPACE]["subjects"]

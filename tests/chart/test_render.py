@@ -40,7 +40,7 @@ from tests.chart import (
 
 FULLNAME = f"{RELEASE}-agent-stack-k8s"
 DEFAULT_KINDS = sorted(
-    ["ServiceAccount", "Secret", "ConfigMap", "ConfigMap", "Role", "RoleBinding", "Deployment"]
+    ["ServiceAccount", "Secret", "Secret", "ConfigMap", "ConfigMap", "Role", "RoleBinding", "Deployment"]
 )
 
 # A minimal valid policy, as --set-string gives it (commas would split a --set value, so none here).
@@ -68,9 +68,16 @@ def load_values(name: str) -> dict[str, Any]:
     return loaded
 
 
-def injected(secret: str, namespace: str = RELEASE_NAMESPACE, fullname: str = FULLNAME) -> dict[str, str]:
-    """The keys the chart adds to the user's config (like upstream, plus the controller id)."""
-    return {"agent-token-secret": secret, "namespace": namespace, "id": fullname}
+def injected(secret: str, namespace: str = RELEASE_NAMESPACE, fullname: str = FULLNAME) -> dict[str, Any]:
+    """The keys the chart adds to the user's config (like upstream, plus the controller id and the
+    controller's identity, which build pods may not use)."""
+    return {
+        "agent-token-secret": secret,
+        "namespace": namespace,
+        "id": fullname,
+        "controller-service-account": f"{fullname}-controller",
+        "controller-secrets": [f"{fullname}-graphql-token"],
+    }
 
 
 def pod_annotations(manifests: list[Manifest]) -> Mapping[str, str]:
@@ -153,11 +160,13 @@ def test_upstream_values_file_works_unchanged() -> None:
     # Helm merges the user's values over the chart's values.yaml (which turns metrics on by default).
     expected_config = {**injected(f"{FULLNAME}-secrets"), **chart_values()["config"], **upstream["config"]}
     assert rendered_config(manifests) == expected_config
-    secret = one_of_kind(manifests, "Secret")
-    assert base64.b64decode(secret["data"]["BUILDKITE_AGENT_TOKEN"]).decode() == upstream["agentToken"]
-    assert base64.b64decode(secret["data"]["BUILDKITE_TOKEN"]).decode() == upstream["graphqlToken"]
-    for key, value in upstream["secretsMetadata"]["annotations"].items():
-        assert secret["metadata"]["annotations"][key] == value
+    agent = one_of_kind(manifests, "Secret", f"{FULLNAME}-secrets")
+    graphql = one_of_kind(manifests, "Secret", f"{FULLNAME}-graphql-token")
+    assert base64.b64decode(agent["data"]["BUILDKITE_AGENT_TOKEN"]).decode() == upstream["agentToken"]
+    assert base64.b64decode(graphql["data"]["BUILDKITE_TOKEN"]).decode() == upstream["graphqlToken"]
+    for secret in (agent, graphql):
+        for key, value in upstream["secretsMetadata"]["annotations"].items():
+            assert secret["metadata"]["annotations"][key] == value
 
     spec = pod_spec(manifests)
     assert spec["nodeSelector"] == upstream["nodeSelector"]
@@ -190,6 +199,8 @@ def test_external_secret_replaces_the_chart_secret_everywhere() -> None:
     container = controller_container(manifests)
     assert container["envFrom"] == [{"secretRef": {"name": external["agentStackSecret"]}}]
     assert rendered_config(manifests)["agent-token-secret"] == external["agentStackSecret"]
+    # Builds need the existing Secret's agent token key; controller-identity refuses its other keys.
+    assert rendered_config(manifests)["controller-secrets"] == []
 
 
 def test_config_file_is_mounted_where_the_config_env_points() -> None:
@@ -202,10 +213,23 @@ def test_config_file_is_mounted_where_the_config_env_points() -> None:
     assert volumes_by_name(manifests)["config"]["configMap"]["name"] == f"{FULLNAME}-config"
 
 
-def test_secret_holds_both_tokens_base64_encoded() -> None:
-    secret = one_of_kind(render(), "Secret")
-    decoded = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
-    assert decoded == {"BUILDKITE_AGENT_TOKEN": AGENT_TOKEN, "BUILDKITE_TOKEN": GRAPHQL_TOKEN}
+def test_each_token_has_a_secret_of_its_own_and_the_controller_loads_only_the_graphql_one() -> None:
+    manifests = render()
+
+    def decoded(name: str) -> dict[str, str]:
+        secret = one_of_kind(manifests, "Secret", name)
+        return {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+
+    assert decoded(f"{FULLNAME}-secrets") == {"BUILDKITE_AGENT_TOKEN": AGENT_TOKEN}
+    assert decoded(f"{FULLNAME}-graphql-token") == {"BUILDKITE_TOKEN": GRAPHQL_TOKEN}
+    assert controller_container(manifests)["envFrom"] == [
+        {"secretRef": {"name": f"{FULLNAME}-graphql-token"}}
+    ]
+    config = rendered_config(manifests)
+    assert config["agent-token-secret"] == f"{FULLNAME}-secrets"
+    assert config["controller-secrets"] == [f"{FULLNAME}-graphql-token"]
+    account = one_of_kind(manifests, "ServiceAccount")["metadata"]["name"]
+    assert config["controller-service-account"] == account == pod_spec(manifests)["serviceAccountName"]
 
 
 # --- policies -------------------------------------------------------------------------------------

@@ -363,6 +363,7 @@ class FakeBuildkite:
         agent_query_rules: Iterable[str] | None = None,
         command: str = "echo hello",
         env: Mapping[str, str] | None = None,
+        appended_env: Iterable[str] = (),
         plugins: Any = None,
         pipeline: str = "test-pipeline",
         branch: str = "main",
@@ -382,8 +383,10 @@ class FakeBuildkite:
 
         ``agent_query_rules`` defaults to ``["queue=<queue>"]`` (none when ``queue`` is None).
         ``plugins`` (any JSON value, or a ready JSON string) becomes ``BUILDKITE_PLUGINS``; ``env`` is
-        added last and wins over the generated variables. Jobs sharing ``build_uuid`` share a build;
-        ``scheduled_at`` defaults to one second after the previous job, so order is deterministic.
+        added last and wins over the generated variables; ``appended_env`` entries (``K=V``) are added
+        after everything, verbatim, so a name can appear twice as a pipeline's env can make it. Jobs
+        sharing ``build_uuid`` share a build; ``scheduled_at`` defaults to one second after the
+        previous job, so order is deterministic.
         """
         if state not in JOB_STATES:
             raise ValueError(f"unknown job state {state!r}")
@@ -414,7 +417,7 @@ class FakeBuildkite:
                 step_key=step_key,
                 plugins=plugins,
                 extra=dict(env or {}),
-            )
+            ) + list(appended_env)
             self._jobs[job_uuid] = _Job(
                 seq=seq,
                 uuid=job_uuid,
@@ -645,12 +648,12 @@ class FakeBuildkite:
 
     def _resolve_job(self, _root: Any, _info: Any, uuid: str) -> Any:
         job = self._jobs.get(uuid)
-        return None if job is None else _full_node(job, self._agents)
+        return None if job is None else _graphql_node(job, self._agents)
 
     def _resolve_node(self, _root: Any, _info: Any, id: str) -> Any:
         job = self._find_job_by_id(id)
         if job is not None:
-            return _full_node(job, self._agents)
+            return _graphql_node(job, self._agents)
         org = next((o for o in self._orgs.values() if o.id == id), None)
         return None if org is None else self._resolve_organization(None, None, slug=org.slug)
 
@@ -676,7 +679,7 @@ class FakeBuildkite:
             remaining = [job for job in matching if _sort_key(job, order) > cursor_key]
         page = remaining[:first]
         edges = [
-            {"cursor": _encode_cursor(order, _sort_key(job, order)), "node": _full_node(job, self._agents)}
+            {"cursor": _encode_cursor(order, _sort_key(job, order)), "node": _graphql_node(job, self._agents)}
             for job in page
         ]
         return {
@@ -701,7 +704,7 @@ class FakeBuildkite:
         self.counters["graphql.cancelled_jobs"] += 1
         return {
             "clientMutationId": input.get("clientMutationId"),
-            "jobTypeCommand": _full_node(job, self._agents),
+            "jobTypeCommand": _graphql_node(job, self._agents),
         }
 
     # -- Agent REST API ---------------------------------------------------------------------------
@@ -980,8 +983,34 @@ def _decode_cursor(cursor: str, order: str) -> tuple[float, int]:
         raise GraphQLError(f"Invalid cursor {cursor!r}") from None
 
 
+_SOURCE_TYPES = {
+    "api": "BuildSourceAPI",
+    "ui": "BuildSourceFrontend",
+    "schedule": "BuildSourceSchedule",
+    "trigger_job": "BuildSourceTriggerJob",
+    "webhook": "BuildSourceWebhook",
+}
+"""``source`` of :meth:`FakeBuildkite.add_job` (the ``BUILDKITE_SOURCE`` spelling) → its GraphQL type."""
+
+
+def _pipeline_node(build: _Build) -> JSONDict:
+    return {
+        "id": graphql_id("Pipeline", build.pipeline_uuid),
+        "uuid": build.pipeline_uuid,
+        "slug": build.pipeline_slug,
+        "name": build.pipeline_slug,
+        "url": f"https://buildkite.com/{build.org}/{build.pipeline_slug}",
+        "repository": {"url": _repository_url(build.pipeline_slug)},
+    }
+
+
+def _repository_url(pipeline_slug: str) -> str:
+    return f"https://github.com/example/{pipeline_slug}.git"
+
+
 def _wire_node(job: _Job) -> JSONDict:
     """The fields of the scheduled-jobs query, in Buildkite's wire shape."""
+    build = job.build
     return {
         "uuid": job.uuid,
         "env": list(job.env),
@@ -989,19 +1018,33 @@ def _wire_node(job: _Job) -> JSONDict:
         "agentQueryRules": list(job.agent_query_rules),
         "command": job.command,
         "priority": {"number": job.priority},
+        "pipeline": {
+            "slug": build.pipeline_slug,
+            "name": build.pipeline_slug,
+            "repository": {"url": _repository_url(build.pipeline_slug)},
+        },
+        "build": {
+            "number": build.number,
+            "branch": build.branch,
+            "commit": build.commit,
+            "source": {"name": build.source},
+            "message": build.message,
+        },
+        "step": None if job.step_key is None else {"key": job.step_key},
     }
+
+
+def _graphql_node(job: _Job, agents: Mapping[str, _Agent]) -> JSONDict:
+    """:func:`_full_node` with what graphql-core needs to resolve interface types (``__typename``)."""
+    node = _full_node(job, agents)
+    source = node["build"]["source"]
+    node["build"]["source"] = {**source, "__typename": _SOURCE_TYPES.get(source["name"], "BuildSourceAPI")}
+    return node
 
 
 def _full_node(job: _Job, agents: Mapping[str, _Agent]) -> JSONDict:
     build = job.build
-    pipeline = {
-        "id": graphql_id("Pipeline", build.pipeline_uuid),
-        "uuid": build.pipeline_uuid,
-        "slug": build.pipeline_slug,
-        "name": build.pipeline_slug,
-        "url": f"https://buildkite.com/{build.org}/{build.pipeline_slug}",
-        "repository": _repository_node(build),
-    }
+    pipeline = _pipeline_node(build)
     agent = agents.get(job.agent_uuid or "")
     return {
         **_wire_node(job),
@@ -1018,7 +1061,6 @@ def _full_node(job: _Job, agents: Mapping[str, _Agent]) -> JSONDict:
         "finishedAt": _iso(job.finished_at),
         "canceledAt": _iso(job.canceled_at),
         "pipeline": pipeline,
-        "step": _step_node(job),
         "build": {
             "id": graphql_id("Build", build.uuid),
             "uuid": build.uuid,
@@ -1027,8 +1069,15 @@ def _full_node(job: _Job, agents: Mapping[str, _Agent]) -> JSONDict:
             "branch": build.branch,
             "commit": build.commit,
             "message": build.message,
+            "source": {"name": build.source},
             "state": "CANCELED" if job.state == "CANCELED" else "SCHEDULED",
             "pipeline": pipeline,
+        },
+        "step": None
+        if job.step_key is None
+        else {
+            "key": job.step_key,
+            "uuid": str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"step/{job.uuid}")),
         },
         "cluster": None
         if job.cluster_uuid is None
@@ -1072,7 +1121,7 @@ def _job_env(
         "BUILDKITE_PIPELINE_ID": build.pipeline_uuid,
         "BUILDKITE_PIPELINE_PROVIDER": "github",
         "BUILDKITE_PIPELINE_DEFAULT_BRANCH": "main",
-        "BUILDKITE_REPO": _repository_node(build)["url"],
+        "BUILDKITE_REPO": _repository_url(pipeline),
         "BUILDKITE_BUILD_ID": build.uuid,
         "BUILDKITE_BUILD_NUMBER": str(build.number),
         "BUILDKITE_BUILD_URL": build.url,
@@ -1100,22 +1149,6 @@ def _job_env(
         )
     env.update(extra)
     return [f"{name}={value}" for name, value in env.items()]
-
-
-# -- job facts for `engine fixture` (GetJobFixture) ---------------------------------------------------
-
-
-def _repository_node(build: _Build) -> JSONDict:
-    """``Pipeline.repository``: the same URL the job's ``BUILDKITE_REPO`` names."""
-    return {"url": f"https://github.com/example/{build.pipeline_slug}.git"}
-
-
-def _step_node(job: _Job) -> JSONDict:
-    """``JobTypeCommand.step`` (a ``StepCommand``): its key, and a UUID stable for the job."""
-    return {
-        "key": job.step_key,
-        "uuid": str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"step/{job.uuid}")),
-    }
 
 
 # -- HTTP helpers -------------------------------------------------------------------------------------

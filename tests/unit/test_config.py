@@ -56,6 +56,8 @@ def only_problem(data: Any) -> str:
 
 DEFAULTS = {
     "agent-token-secret": "buildkite-agent-token",
+    "controller-service-account": "",
+    "controller-secrets": [],
     "buildkite-token": "",
     "org": "",
     "image": "ghcr.io/buildkite/agent:3.87.1",
@@ -556,6 +558,8 @@ def test_env_names_are_upper_snake_case_without_prefix_except_the_id() -> None:
         "BUILDKITE_K8S_STACK_CONTROLLER_ID",
         "BUILDKITE_TOKEN",
         "CLUSTER_UUID",
+        "CONTROLLER_SECRETS",
+        "CONTROLLER_SERVICE_ACCOUNT",
         "DEBUG",
         "DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS",
         "EMPTY_JOB_GRACE_PERIOD",
@@ -658,6 +662,8 @@ def test_camel_case(key: str, camel: str) -> None:
 def test_expression_view_of_the_defaults() -> None:
     assert parse_config({}, "x").expression_view() == {
         "agentTokenSecret": "buildkite-agent-token",
+        "controllerServiceAccount": "",
+        "controllerSecrets": [],
         "buildkiteToken": "",
         "org": "",
         "image": "ghcr.io/buildkite/agent:3.87.1",

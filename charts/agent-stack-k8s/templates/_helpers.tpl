@@ -41,13 +41,27 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ include "agent-stack-k8s.chart" . }}
 {{- end }}
 
-{{/* The Secret holding BUILDKITE_AGENT_TOKEN and BUILDKITE_TOKEN: an existing one, or ours. */}}
+{{/* The Secret holding BUILDKITE_AGENT_TOKEN (and BUILDKITE_TOKEN too when it is an existing one). */}}
 {{- define "agent-stack-k8s.secretName" -}}
 {{- if .Values.agentStackSecret }}
 {{- .Values.agentStackSecret }}
 {{- else }}
 {{- include "agent-stack-k8s.fullname" . }}-secrets
 {{- end }}
+{{- end }}
+
+{{/* The Secret holding BUILDKITE_TOKEN (the GraphQL token): the existing one, or a Secret of its own. */}}
+{{- define "agent-stack-k8s.graphqlSecretName" -}}
+{{- if .Values.agentStackSecret }}
+{{- .Values.agentStackSecret }}
+{{- else }}
+{{- include "agent-stack-k8s.fullname" . }}-graphql-token
+{{- end }}
+{{- end }}
+
+{{/* The Secret the controller reads the agent token from (config agent-token-secret). */}}
+{{- define "agent-stack-k8s.agentTokenSecretName" -}}
+{{- index .Values.config "agent-token-secret" | default (include "agent-stack-k8s.secretName" .) }}
 {{- end }}
 
 {{- define "agent-stack-k8s.configMapName" -}}

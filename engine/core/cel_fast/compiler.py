@@ -34,7 +34,7 @@ from engine.core.cel_fast.nodes import (
     Select,
     Unary,
 )
-from engine.core.cel_fast.regex import compile_re2
+from engine.core.regex import RegexError, compile_pattern, re2_matches
 
 Frame = list[Any]
 Evaluator = Callable[[Mapping[str, Any], Frame], Any]
@@ -265,18 +265,31 @@ class Compiler:
         return _contains(self.compile(container), self.compile(item), fallback)
 
     def matches(self, target: Node, pattern: Node) -> Evaluator:
-        if not isinstance(pattern, Literal) or type(pattern.value) is not str:
-            raise Unsupported("matches() needs a string literal pattern")
-        regex = compile_re2(pattern.value)
+        """RE2, as in the ``cel`` library path (both call :mod:`engine.core.regex`); a literal pattern
+        is compiled once, here, and one RE2 does not accept is left to the library to report."""
         subject = self.compile(target)
+        if isinstance(pattern, Literal) and type(pattern.value) is str:
+            try:
+                regex = compile_pattern(pattern.value)
+            except RegexError as exc:
+                raise Unsupported(str(exc)) from None
 
-        def matches(activation: Mapping[str, Any], frame: Frame) -> bool:
-            text = subject(activation, frame)
-            if type(text) is str:
-                return regex.search(text) is not None
-            raise values.no_overload("matches", text, pattern.value)
+            def matches_literal(activation: Mapping[str, Any], frame: Frame) -> bool:
+                text = subject(activation, frame)
+                if type(text) is str:
+                    return regex.search(text) is not None
+                raise values.no_overload("matches", text, pattern.value)
 
-        return matches
+            return matches_literal
+        computed = self.compile(pattern)
+
+        def matches_computed(activation: Mapping[str, Any], frame: Frame) -> bool:
+            try:
+                return re2_matches(subject(activation, frame), computed(activation, frame))
+            except RegexError as exc:
+                raise CelError(str(exc)) from None
+
+        return matches_computed
 
     def python_call(self, name: str, args: tuple[Node, ...]) -> Evaluator:
         if name in _NOT_MODELLED or name in _NON_JSON_RESULTS:

@@ -1,4 +1,4 @@
-"""The Kubernetes adapters need no permission beyond ``engine.kube.permissions.CONTROLLER_PERMISSIONS``.
+"""The Kubernetes adapters need no permission beyond ``engine.kube.permissions.controller_permissions``.
 
 The test grants a user exactly those rules in a namespace (a Role and RoleBinding made from the tuple
 the Helm chart is checked against), then drives every KubeClient call and both informers as that user
@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from engine.kube.client import KubeAPIError, KubeClient
 from engine.kube.informer import Informer
-from engine.kube.permissions import CONTROLLER_PERMISSIONS
+from engine.kube.permissions import controller_permissions
 from tests.harness.cluster import KubeCluster
 from tests.integration.kube import WAIT_SECONDS, eventually
 
@@ -31,11 +31,16 @@ LABELS = {
 SELECTOR = "buildkite.com/controller-id=rbac"
 
 
-def grant_controller_role(kube_api: k8s_client.ApiClient, namespace: str) -> None:
+def grant_controller_role(kube_api: k8s_client.ApiClient, namespace: str, agent_token_secret: str) -> None:
     rbac: Any = k8s_client.RbacAuthorizationV1Api(kube_api)
     rules = [
-        {"apiGroups": [rule.api_group], "resources": [rule.resource], "verbs": list(rule.verbs)}
-        for rule in CONTROLLER_PERMISSIONS
+        {
+            "apiGroups": [rule.api_group],
+            "resources": [rule.resource],
+            "verbs": list(rule.verbs),
+            **({"resourceNames": list(rule.resource_names)} if rule.resource_names else {}),
+        }
+        for rule in controller_permissions(agent_token_secret)
     ]
     rbac.create_namespaced_role(namespace, {"metadata": {"name": "controller"}, "rules": rules})
     rbac.create_namespaced_role_binding(
@@ -64,7 +69,10 @@ async def test_every_call_works_with_only_the_controller_permissions(
     admin.create_namespaced_secret(
         kube_namespace, {"metadata": {"name": "agent"}, "data": {"BUILDKITE_AGENT_TOKEN": token}}
     )
-    grant_controller_role(kube_api, kube_namespace)
+    admin.create_namespaced_secret(
+        kube_namespace, {"metadata": {"name": "graphql-token"}, "data": {"BUILDKITE_TOKEN": token}}
+    )
+    grant_controller_role(kube_api, kube_namespace, "agent")
     kube = KubeClient(restricted_api, kube_namespace)
 
     async def granted() -> bool:
@@ -81,6 +89,9 @@ async def test_every_call_works_with_only_the_controller_permissions(
     with pytest.raises(ApiException) as refused:
         restricted_core.list_namespaced_secret(kube_namespace)
     assert refused.value.status == 403, "the user must really be restricted"
+    with pytest.raises(ApiException) as other_secret:
+        restricted_core.read_namespaced_secret("graphql-token", kube_namespace)
+    assert other_secret.value.status == 403, "the controller may read the agent token's Secret only"
 
     jobs = Informer(restricted_api, "jobs", kube_namespace, SELECTOR, name="jobs")
     pods = Informer(restricted_api, "pods", kube_namespace, SELECTOR, name="pods")

@@ -62,13 +62,37 @@ async def test_scheduled_jobs_follows_every_page(fake: FakeBuildkite, client: Bu
 
 
 async def test_scheduled_jobs_returns_wire_shape_nodes(fake: FakeBuildkite, client: BuildkiteGraphQL) -> None:
-    uuid = fake.add_job(queue="kubernetes", command="make test", priority=3, plugins=[{"docker#v5": {}}])
+    uuid = fake.add_job(
+        queue="kubernetes",
+        command="make test",
+        priority=3,
+        plugins=[{"docker#v5": {}}],
+        pipeline="payments-api",
+        branch="main",
+        source="webhook",
+        step_key="deploy",
+    )
 
     (node,) = await client.scheduled_jobs("test-org", "kubernetes")
 
     assert node == fake.job(uuid).node
-    assert set(node) == {"uuid", "env", "scheduledAt", "agentQueryRules", "command", "priority"}
+    assert set(node) == {
+        "uuid", "env", "scheduledAt", "agentQueryRules", "command", "priority", "pipeline", "build", "step"
+    }  # fmt: skip
     assert node["priority"] == {"number": 3}
+    assert node["pipeline"] == {
+        "slug": "payments-api",
+        "name": "payments-api",
+        "repository": {"url": "https://github.com/example/payments-api.git"},
+    }
+    assert node["build"] == {
+        "number": 1,
+        "branch": "main",
+        "commit": "HEAD",
+        "source": {"name": "webhook"},
+        "message": "Test build",
+    }
+    assert node["step"] == {"key": "deploy"}
     assert 'BUILDKITE_PLUGINS=[{"docker#v5":{}}]' in node["env"]
     assert ScheduledJob.from_node(node).uuid == uuid
 

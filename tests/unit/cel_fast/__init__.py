@@ -1,5 +1,8 @@
 """Differential checks of ``engine.core.cel_fast`` against the ``cel`` library it must agree with.
 
+The reference is the library exactly as the engine runs it: ``matches()`` rewritten to call RE2
+(``engine.core.expressions.library_source``), since both paths must mean RE2.
+
 Shared by the test modules here: :func:`run_reference` evaluates with the library, :func:`run_fast`
 with the fast compiler, and :func:`assert_agrees` requires the same value (compared type-strictly,
 so ``1``, ``1.0`` and ``True`` differ) or an error from both.
@@ -16,10 +19,14 @@ import cel
 from cel.stdlib import STDLIB_FUNCTIONS
 
 from engine.core.cel_fast import CelError, Unsupported, compile_fast
+from engine.core.expressions import LIBRARY_MATCHES, library_source
 from engine.core.function_registry import HELPERS
+from engine.core.regex import re2_matches
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {**STDLIB_FUNCTIONS, **HELPERS}
 """What the engine registers: the ``cel`` extended standard library plus the policy helpers."""
+LIBRARY_ONLY: dict[str, Callable[..., Any]] = {LIBRARY_MATCHES: re2_matches, "matches": re2_matches}
+"""What the engine adds for the library path only: ``matches`` is RE2 there too."""
 
 
 @dataclass(frozen=True)
@@ -41,13 +48,12 @@ def run_reference(
     source: str, activation: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]] = FUNCTIONS
 ) -> Outcome:
     try:
-        program = cel.compile(source)
+        program = cel.compile(library_source(source))
     except Exception as exc:
         raise ReferenceCompileError(str(exc)) from None
+    context = cel.Context(variables=dict(activation), functions={**functions, **LIBRARY_ONLY})
     try:
-        return Outcome(
-            value=program.execute(cel.Context(variables=dict(activation), functions=dict(functions)))
-        )
+        return Outcome(value=program.execute(context))
     except Exception as exc:
         return Outcome(error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
 

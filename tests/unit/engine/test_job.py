@@ -35,7 +35,7 @@ def test_every_problem_is_reported() -> None:
         'env[1]: entry "NOPE" is not of the form NAME=VALUE',
         "env[2]: expected a K=V string, got the number 4",
         "agentQueryRules[0]: expected a string, got the number 1",
-        "priority: expected an integer, got a string",
+        "priority: expected a 64-bit integer, got a string",
     ]
 
 
@@ -45,24 +45,95 @@ def test_graphql_edge_and_nested_priority_are_accepted() -> None:
     assert parsed.priority == 5
 
 
-def test_facts_from_env_and_tags() -> None:
-    env = [
-        "BUILDKITE_PIPELINE_SLUG=web",
-        "BUILDKITE_BRANCH=main",
-        "BUILDKITE_BUILD_NUMBER=42",
-        "BUILDKITE_BUILD_URL=https://bk/b/42",
-        "BUILDKITE_STEP_KEY=test",
-        "BUILDKITE_LABEL=Test",
-        "BUILDKITE_SOURCE=webhook",
-    ]
-    facts = job_facts(parse_job(job(env=env, agentQueryRules=["queue=k", "os=linux", "broken"])))
+TRUSTED = {
+    "pipeline": {"slug": "web", "name": "Web", "repository": {"url": "git@github.com:org/web.git"}},
+    "build": {
+        "number": 42,
+        "branch": "main",
+        "commit": "abc123",
+        "source": {"name": "webhook"},
+        "message": "Fix",
+    },
+    "step": {"key": "test"},
+}
+
+
+def test_trusted_roots_come_from_buildkites_fields() -> None:
+    facts = job_facts(parse_job(job(agentQueryRules=["queue=k", "os=linux", "broken"], **TRUSTED)))
     assert facts["tags"] == {"queue": "k", "os": "linux"}
-    assert facts["pipeline"] == {"slug": "web"}
-    assert facts["build"] == {"branch": "main", "number": 42, "url": "https://bk/b/42", "source": "webhook"}
-    assert facts["step"] == {"key": "test", "label": "Test"}
+    assert facts["pipeline"] == {"slug": "web", "name": "Web", "repository": "git@github.com:org/web.git"}
+    assert facts["build"] == {
+        "number": 42, "branch": "main", "commit": "abc123", "source": "webhook", "message": "Fix"
+    }  # fmt: skip
+    assert facts["step"] == {"key": "test"}
     assert facts["plugin"] is None
     assert facts["job"]["hasKubernetesPlugin"] is False
     assert "pluginsError" not in facts["job"]
+
+
+def test_the_env_cannot_change_who_a_job_belongs_to() -> None:
+    """Appending BUILDKITE_* variables (the last duplicate wins in env_map) changes only job.env."""
+    spoof = [
+        "BUILDKITE_PIPELINE_SLUG=payments-api",
+        "BUILDKITE_BRANCH=main",
+        "BUILDKITE_BUILD_NUMBER=1",
+        "BUILDKITE_STEP_KEY=deploy",
+        "BUILDKITE_REPO=https://github.com/org/payments.git",
+        "BUILDKITE_SOURCE=ui",
+        "BUILDKITE_PIPELINE_SLUG=payments-web",
+    ]
+    facts = job_facts(parse_job(job(env=spoof, **TRUSTED)))
+    assert facts["pipeline"]["slug"] == "web"
+    assert facts["build"]["branch"] == "main"
+    assert facts["build"]["number"] == 42
+    assert facts["step"] == {"key": "test"}
+    assert facts["job"]["env"]["BUILDKITE_PIPELINE_SLUG"] == "payments-web"
+
+
+def test_without_buildkites_fields_the_roots_are_empty_whatever_the_env_says() -> None:
+    env = ["BUILDKITE_PIPELINE_SLUG=web", "BUILDKITE_BRANCH=main", "BUILDKITE_BUILD_URL=https://bk/b/42"]
+    facts = job_facts(parse_job(job(env=env, step=None)))
+    assert (facts["pipeline"], facts["build"], facts["step"]) == ({}, {}, {})
+
+
+def test_null_members_are_absent_and_a_plain_source_string_is_accepted() -> None:
+    parsed = parse_job(
+        job(
+            pipeline={"slug": "web", "name": None, "repository": None},
+            build={"number": 7, "branch": "dev", "commit": "c", "message": None, "source": "api"},
+            step={"key": None},
+        )
+    )
+    assert parsed.pipeline == {"slug": "web"}
+    assert parsed.build == {"number": 7, "branch": "dev", "commit": "c", "source": "api"}
+    assert parsed.step == {}
+
+
+def test_wrongly_typed_trusted_fields_are_input_errors() -> None:
+    with pytest.raises(JobInputError) as caught:
+        parse_job(
+            job(
+                pipeline={"slug": 1, "repository": "https://x"},
+                build={"number": "42", "branch": ["main"], "source": {"name": 3}},
+                step="deploy",
+            )
+        )
+    assert caught.value.problems == [
+        "pipeline.slug: expected a string, got the number 1",
+        "pipeline.repository: expected an object, got a string",
+        "build.number: expected a 64-bit integer, got a string",
+        "build.branch: expected a string, got a list",
+        "build.source.name: expected a string, got the number 3",
+        "step: expected an object, got a string",
+    ]
+
+
+def test_build_numbers_beyond_64_bits_are_refused() -> None:
+    with pytest.raises(JobInputError) as caught:
+        parse_job(job(build={"number": 2**63}))
+    assert caught.value.problems == [
+        "build.number: expected a 64-bit integer, got the number 9223372036854775808"
+    ]
 
 
 def test_kubernetes_plugin_is_split_from_the_others() -> None:
