@@ -96,7 +96,9 @@ def free_port() -> int:
         return port
 
 
-def config_data(fake: FakeBuildkite, namespace: str, concurrency: int) -> dict[str, Any]:
+def config_data(
+    fake: FakeBuildkite, namespace: str, concurrency: int, cancel_check_interval: str
+) -> dict[str, Any]:
     return {
         "org": ORG,
         "id": CONTROLLER_ID,
@@ -109,6 +111,10 @@ def config_data(fake: FakeBuildkite, namespace: str, concurrency: int) -> dict[s
         "max-in-flight": 0,
         "job-creation-concurrency": concurrency,
         "poll-interval": "1s",
+        # A loaded machine's job controller can take longer than the default 30s to make a burst's
+        # pods; the job watcher must not fail those Jobs meanwhile (it is not what is measured).
+        "empty-job-grace-period": "10m",
+        "job-cancel-checker-poll-interval": cancel_check_interval,
     }
 
 
@@ -270,7 +276,9 @@ class Bench:
         )
         kubeconfig = self.cluster.write_kubeconfig(self.work / "controller.kubeconfig", CONTROLLER_USER)
         controller = ControllerProcess(
-            self.work, config_data(self.fake, NAMESPACE, self.args.concurrency), kubeconfig
+            self.work,
+            config_data(self.fake, NAMESPACE, self.args.concurrency, self.args.cancel_check_interval),
+            kubeconfig,
         )
         self.controller = controller
         wait_until("the controller to be ready", controller.ready, timeout=120)
@@ -342,11 +350,12 @@ class Bench:
         verbs = verbs_between(requests, CONTROLLER_USER, began, settled)
         writes = sum(count for key, count in verbs.items() if key.split()[0] in WRITE_VERBS)
         lists = sum(count for key, count in verbs.items() if key.startswith("list "))
-        buildkite = sum(
-            self.fake.counters[key] - counters.get(key, 0)
-            for key in self.fake.counters
-            if key in ("graphql.requests",)
-            or (key.startswith("agent.") and "_" not in key.removeprefix("agent."))
+        calls = {key: self.fake.counters[key] - counters.get(key, 0) for key in list(self.fake.counters)}
+        by_kind = {
+            key: count for key, count in calls.items() if count and key.startswith(("graphql.", "agent."))
+        }
+        buildkite = calls.get("graphql.requests", 0) + sum(
+            count for key, count in by_kind.items() if key.startswith("agent.") and "_" not in key
         )
         return {
             "rate": jobs / (last - first),
@@ -358,6 +367,7 @@ class Bench:
             "buildkite": buildkite / jobs,
             "cpu": cpu_used * 1000 / jobs,
             **{f"verb {key}": count / jobs for key, count in sorted(verbs.items())},
+            **{f"buildkite {key}": count / jobs for key, count in sorted(by_kind.items())},
         }
 
     # ---- bare client ----
@@ -367,7 +377,7 @@ class Bench:
         for _ in range(jobs):
             self.fake.add_job(org=BARE_ORG)
         config = parse_config(
-            config_data(self.fake, namespace, self.args.concurrency), "bench"
+            config_data(self.fake, namespace, self.args.concurrency, self.args.cancel_check_interval), "bench"
         ).expression_view()
 
         async def fetch() -> list[JSONObject]:
@@ -438,7 +448,8 @@ def report(
     args = bench.args
     print(
         f"\njobs per burst: {args.jobs}, rounds: {args.rounds}, bare threads: {args.threads}, "
-        f"job-creation-concurrency: {args.concurrency}, load average now: {load_average()}"
+        f"job-creation-concurrency: {args.concurrency}, cancel check every {args.cancel_check_interval}, "
+        f"load average now: {load_average()}"
     )
     print(
         "round  bare/s  ctrl/s  ratio  all-created-s  p50-ms  p99-ms  writes/job  lists  bk/job  "
@@ -467,6 +478,8 @@ def report(
     for key in verbs:
         print(f"  {key.removeprefix('verb ')} per job: {spread([c.get(key, 0.0) for _, c in rounds])}")
     print(f"  Buildkite requests per job: {spread([c['buildkite'] for _, c in rounds])}")
+    for key in sorted({key for _, c in rounds for key in c if key.startswith("buildkite ")}):
+        print(f"    {key.removeprefix('buildkite ')} per job: {spread([c.get(key, 0.0) for _, c in rounds])}")
     print(f"controller idle: RSS {bench.idle_rss:.0f} MB, CPU {bench.idle_cpu_rate * 100:.1f}% of a core")
     if memory is not None:
         print(
@@ -524,6 +537,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8, help="bare client threads")
     parser.add_argument(
         "--concurrency", type=int, default=8, help="the controller's job-creation-concurrency"
+    )
+    parser.add_argument(
+        "--cancel-check-interval",
+        default="5s",
+        help="job-cancel-checker-poll-interval: each pending pod asks Buildkite this often (default 5s)",
     )
     parser.add_argument("--profile", type=Path, help="py-spy the first controller burst into this directory")
     parser.add_argument("--keep-log", type=Path, help="copy the controller's log here")

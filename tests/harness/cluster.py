@@ -338,7 +338,7 @@ class KubeCluster:
             raise RuntimeError("the audit log is off: start the cluster with audit_users")
         with contextlib.suppress(FileNotFoundError), self._audit_log.open() as log:
             for line in log:
-                if line.strip():
+                if line.endswith("\n") and line.strip():  # a last line without one is still being written
                     yield json.loads(line)
 
     def __enter__(self) -> KubeCluster:
