@@ -6,7 +6,7 @@ subscriber reads. Like client-go's informer transform functions, these run on ea
 arrives (list or watch), before anything stores it, so memory grows with the handful of fields below
 instead of with the size of the pod spec.
 
-What each subscriber reads (``tests/unit/kube/test_transforms.py`` runs each one's real code on full
+What each subscriber reads (``tests/integration/kube/test_transforms.py`` runs each one's real code on full
 and on transformed objects and fails if one reads something dropped here):
 
 * Jobs (deduper, limiter, job watcher): ``metadata`` (name, namespace, uid, labels,
