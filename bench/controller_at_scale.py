@@ -97,7 +97,7 @@ def free_port() -> int:
 
 
 def config_data(
-    fake: FakeBuildkite, namespace: str, concurrency: int, cancel_check_interval: str
+    fake: FakeBuildkite, namespace: str, concurrency: int, cancel_check_interval: str, extra: dict[str, str]
 ) -> dict[str, Any]:
     return {
         "org": ORG,
@@ -115,6 +115,7 @@ def config_data(
         # pods; the job watcher must not fail those Jobs meanwhile (it is not what is measured).
         "empty-job-grace-period": "10m",
         "job-cancel-checker-poll-interval": cancel_check_interval,
+        **extra,
     }
 
 
@@ -277,7 +278,13 @@ class Bench:
         kubeconfig = self.cluster.write_kubeconfig(self.work / "controller.kubeconfig", CONTROLLER_USER)
         controller = ControllerProcess(
             self.work,
-            config_data(self.fake, NAMESPACE, self.args.concurrency, self.args.cancel_check_interval),
+            config_data(
+                self.fake,
+                NAMESPACE,
+                self.args.concurrency,
+                self.args.cancel_check_interval,
+                dict(self.args.set),
+            ),
             kubeconfig,
         )
         self.controller = controller
@@ -377,7 +384,14 @@ class Bench:
         for _ in range(jobs):
             self.fake.add_job(org=BARE_ORG)
         config = parse_config(
-            config_data(self.fake, namespace, self.args.concurrency, self.args.cancel_check_interval), "bench"
+            config_data(
+                self.fake,
+                namespace,
+                self.args.concurrency,
+                self.args.cancel_check_interval,
+                dict(self.args.set),
+            ),
+            "bench",
         ).expression_view()
 
         async def fetch() -> list[JSONObject]:
@@ -449,6 +463,7 @@ def report(
     print(
         f"\njobs per burst: {args.jobs}, rounds: {args.rounds}, bare threads: {args.threads}, "
         f"job-creation-concurrency: {args.concurrency}, cancel check every {args.cancel_check_interval}, "
+        f"other config: {dict(args.set) or 'none'}, "
         f"load average now: {load_average()}"
     )
     print(
@@ -542,6 +557,14 @@ def main() -> int:
         "--cancel-check-interval",
         default="5s",
         help="job-cancel-checker-poll-interval: each pending pod asks Buildkite this often (default 5s)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=lambda text: tuple(text.split("=", 1)),
+        metavar="KEY=VALUE",
+        help="another controller config key (e.g. stale-job-data-timeout=60s); repeatable",
     )
     parser.add_argument("--profile", type=Path, help="py-spy the first controller burst into this directory")
     parser.add_argument("--keep-log", type=Path, help="copy the controller's log here")
