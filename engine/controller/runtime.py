@@ -49,9 +49,10 @@ from engine.controller.watchers.completions import CompletionsWatcher
 from engine.controller.watchers.job_watcher import JobWatcher
 from engine.controller.watchers.pod_watcher import PodWatcher
 from engine.core.compiler import PolicySet
-from engine.kube.client import KubeClient, KubeError, load_api_client
+from engine.kube.client import DEFAULT_POOL_SIZE, KubeClient, KubeError, load_api_client
 from engine.kube.informer import Informer
 from engine.kube.labels import CONTROLLER_ID_LABEL, JOB_UUID_LABEL
+from engine.kube.transforms import lean_job, lean_pod
 from engine.model.config import ControllerConfig
 from engine.model.tags import parse_tags
 
@@ -199,7 +200,9 @@ class ControllerRuntime:
             if self.config.profiler_address:
                 _log.warning("profiler-address is a Go pprof setting; this controller ignores it")
             try:
-                api = await asyncio.to_thread(load_api_client, self.options.kubeconfig)
+                api = await asyncio.to_thread(
+                    load_api_client, self.options.kubeconfig, pool_size=_pool_size(self.config)
+                )
             except KubeError as exc:
                 raise ControllerFatalError(str(exc)) from None
             graphql = BuildkiteGraphQL(self.config.graphql_endpoint, self.config.buildkite_token)
@@ -220,6 +223,8 @@ class ControllerRuntime:
         finally:
             self._ready = False
             await self._shut_down(tasks, graphql, api, health)
+            if self.components is not None:
+                self.components.kube.close()
         if self._fatal:
             raise ControllerFatalError(self._fatal[0])
 
@@ -241,7 +246,7 @@ class ControllerRuntime:
 
     def _build(self, api: k8s_client.ApiClient, graphql: BuildkiteGraphQL) -> _Components:
         config, metrics = self.config, self.metrics
-        kube = KubeClient(api, config.namespace)
+        kube = KubeClient(api, config.namespace, create_workers=config.job_creation_concurrency)
         agent_api = AgentAPI(config.agent_config.endpoint or "") if config.agent_config else AgentAPI()
         tokens = _ScrubbedTokenSource(kube, self.scrubber)
         scheduler = Scheduler(kube, JobFailer(tokens, agent_api, config), self.policies, config, metrics)
@@ -263,8 +268,8 @@ class ControllerRuntime:
             job_creation_concurrency=config.job_creation_concurrency,
         )
         selector = f"{JOB_UUID_LABEL},{CONTROLLER_ID_LABEL}={self.controller_id}"
-        job_informer = Informer(api, "jobs", config.namespace, selector, name="jobs")
-        pod_informer = Informer(api, "pods", config.namespace, selector, name="pods")
+        job_informer = Informer(api, "jobs", config.namespace, selector, name="jobs", transform=lean_job)
+        pod_informer = Informer(api, "pods", config.namespace, selector, name="pods", transform=lean_pod)
         if limiter is not None:
             job_informer.subscribe(limiter.on_job_event)
         job_informer.subscribe(deduper.on_job_event)
@@ -348,6 +353,11 @@ class ControllerRuntime:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(api.close)
         await health.stop()
+
+
+def _pool_size(config: ControllerConfig) -> int:
+    """Connections to keep: one per create thread, plus room for the watches and everything else."""
+    return max(DEFAULT_POOL_SIZE, config.job_creation_concurrency + 16)
 
 
 def _one_line(exc: BaseException) -> str:

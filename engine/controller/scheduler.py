@@ -47,9 +47,10 @@ _log = logging.getLogger(__name__)
 
 
 class JobCreator(Protocol):
-    """Creates Kubernetes Jobs (``KubeClient`` satisfies it)."""
+    """Creates Kubernetes Jobs (``KubeClient`` satisfies it). What a create returns is not used:
+    ``KubeClient`` returns nothing, the informer reports the Job."""
 
-    async def create_job(self, manifest: JSONObject) -> JSONObject: ...
+    async def create_job(self, manifest: JSONObject) -> object: ...
 
 
 class Failer(Protocol):

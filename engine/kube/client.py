@@ -1,9 +1,15 @@
 """The controller's door to the Kubernetes API: an async facade over the synchronous official client.
 
-Every call runs the ``kubernetes`` package's blocking request in a worker thread
-(``asyncio.to_thread``), so the event loop never waits on the network. Objects go in and come out as
-plain dicts in the API's wire shape (``_preload_content=False`` and ``json.loads``), never as the
-package's model classes, because that is the shape policies produce and watchers read.
+Every call runs a blocking request of the ``kubernetes`` package's ``ApiClient`` in a worker thread,
+so the event loop never waits on the network. Objects go in and come out as plain dicts in the API's
+wire shape, never as the package's model classes, because that is the shape policies produce and
+watchers read: bodies are encoded once with :mod:`engine.kube.wire` and sent as bytes, and answers
+nobody reads (a created Job, a patched one) are not decoded (see :func:`engine.kube.api_call.perform`).
+
+Job creates run on an executor of their own, sized to ``job-creation-concurrency`` (the number of
+creates the monitor's workers can have in flight), so a burst of creates neither waits behind other
+blocking work nor makes it wait: policy evaluation, the watchers' calls and the informers' lists use
+other threads.
 
 Only the verbs the controller's Role grants are used (``engine.kube.permissions``): Jobs get/create/
 patch, pods delete and evict, Secrets get, Events list. Failures become one of
@@ -16,18 +22,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from engine.kube.api_call import run_request
+from engine.kube import wire
+from engine.kube.api_call import MERGE_PATCH_CONTENT, Request, perform
 from engine.kube.errors import (
     AgentTokenError,
     AlreadyExistsError,
@@ -56,8 +66,9 @@ AGENT_TOKEN_KEY = "BUILDKITE_AGENT_TOKEN"
 """The Secret key holding the agent token (upstream's name, shared with the Helm chart)."""
 DEFAULT_POOL_SIZE = 32
 """HTTP connections kept per API server: one per concurrent worker thread, plus the watch streams."""
+DEFAULT_CREATE_WORKERS = 5
+"""Threads creating Jobs at once (upstream's default ``job-creation-concurrency``)."""
 
-_MERGE_PATCH = "application/merge-patch+json"
 _IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 _EVICTION_VERSIONS = ("policy/v1", "policy/v1beta1")
 _log = logging.getLogger(__name__)
@@ -110,32 +121,63 @@ def load_api_client(
 # ---- the facade --------------------------------------------------------------------------------------
 
 
-class KubeClient:
-    """Async access to the few API calls the controller makes, in one default namespace."""
+def _segment(value: str) -> str:
+    """One URL path segment (a namespace or a name), quoted."""
+    return quote(value, safe="")
 
-    def __init__(self, api: k8s_client.ApiClient, namespace: str) -> None:
+
+class KubeClient:
+    """Async access to the few API calls the controller makes, in one default namespace.
+
+    ``create_workers`` threads create Jobs (see the module doc); :meth:`close` stops them.
+    """
+
+    def __init__(
+        self, api: k8s_client.ApiClient, namespace: str, *, create_workers: int = DEFAULT_CREATE_WORKERS
+    ) -> None:
         self.api = api
         self.namespace = namespace
-        self._core = k8s_client.CoreV1Api(api)
-        self._batch = k8s_client.BatchV1Api(api)
         self._eviction_version: str | None = None
+        self._create_executor = ThreadPoolExecutor(
+            max_workers=max(create_workers, 1), thread_name_prefix="kube-create"
+        )
 
-    async def _call(self, operation: str, request: Callable[[], Any]) -> JSONObject:
-        return await asyncio.to_thread(run_request, operation, request)
+    def close(self) -> None:
+        """Stop the create threads (creates already sent finish; the API client is the caller's)."""
+        self._create_executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(
+        self, operation: str, request: Request, *, decode: bool = True, executor: Executor | None = None
+    ) -> JSONObject:
+        loop = asyncio.get_running_loop()
+        work = functools.partial(perform, self.api, operation, request, decode=decode)
+        return await loop.run_in_executor(executor, work)
 
     def _ns(self, namespace: str | None) -> str:
         return namespace or self.namespace
 
-    async def create_job(self, manifest: Mapping[str, Any]) -> JSONObject:
-        """Create a batch/v1 Job (in its ``metadata.namespace``, else the default) and return it as
-        the server stored it. Raises :class:`AlreadyExistsError`, :class:`InvalidObjectError` or
-        :class:`KubeAPIError`."""
+    def _job_path(self, namespace: str, name: str = "") -> str:
+        path = f"/apis/batch/v1/namespaces/{_segment(namespace)}/jobs"
+        return f"{path}/{_segment(name)}" if name else path
+
+    def _pod_path(self, namespace: str, name: str) -> str:
+        return f"/api/v1/namespaces/{_segment(namespace)}/pods/{_segment(name)}"
+
+    async def create_job(self, manifest: Mapping[str, Any]) -> None:
+        """Create a batch/v1 Job (in its ``metadata.namespace``, else the default). The answer (the
+        stored Job) is not decoded: the informer delivers it. Raises :class:`AlreadyExistsError`,
+        :class:`InvalidObjectError` or :class:`KubeAPIError`."""
         namespace = self._ns(namespace_of(manifest))
         operation = f"create Job {namespace}/{name_of(manifest)}"
-        body: Any = dict(manifest)
-        return await self._call(
+        try:
+            body = wire.encode(manifest)
+        except wire.EncodeError as error:
+            raise InvalidObjectError(f"{operation}: the Job is not JSON: {error}", reason="Invalid") from None
+        await self._call(
             operation,
-            lambda: self._batch.create_namespaced_job(namespace, body, _preload_content=False),
+            Request("POST", self._job_path(namespace), body=body),
+            decode=False,
+            executor=self._create_executor,
         )
 
     async def get_job(self, name: str, namespace: str | None = None) -> JSONObject | None:
@@ -143,8 +185,7 @@ class KubeClient:
         namespace = self._ns(namespace)
         try:
             return await self._call(
-                f"get Job {namespace}/{name}",
-                lambda: self._batch.read_namespaced_job(name, namespace, _preload_content=False),
+                f"get Job {namespace}/{name}", Request("GET", self._job_path(namespace, name))
             )
         except KubeAPIError as error:
             if error.status == 404:
@@ -155,12 +196,11 @@ class KubeClient:
         """Set ``spec.activeDeadlineSeconds`` with a JSON merge patch (no read-modify-write, so no
         conflicts). Kubernetes then ends the Job once it has been active that long."""
         namespace = self._ns(namespace)
-        patch = {"spec": {"activeDeadlineSeconds": int(seconds)}}
+        patch = wire.encode({"spec": {"activeDeadlineSeconds": int(seconds)}})
         await self._call(
             f"set activeDeadlineSeconds on Job {namespace}/{name}",
-            lambda: self._batch.patch_namespaced_job(
-                name, namespace, patch, _content_type=_MERGE_PATCH, _preload_content=False
-            ),
+            Request("PATCH", self._job_path(namespace, name), body=patch, content_type=MERGE_PATCH_CONTENT),
+            decode=False,
         )
 
     async def read_agent_token(self, secret_name: str, namespace: str | None = None) -> str:
@@ -173,7 +213,7 @@ class KubeClient:
         where = f"Secret {namespace}/{secret_name}"
         secret = await self._call(
             f"read {where}",
-            lambda: self._core.read_namespaced_secret(secret_name, namespace, _preload_content=False),
+            Request("GET", f"/api/v1/namespaces/{_segment(namespace)}/secrets/{_segment(secret_name)}"),
         )
         data = secret.get("data")
         encoded = data.get(AGENT_TOKEN_KEY) if isinstance(data, dict) else None
@@ -195,8 +235,8 @@ class KubeClient:
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
         listing = await self._call(
             f"list events for {kind} {namespace}/{name}",
-            lambda: self._core.list_namespaced_event(
-                namespace, field_selector=selector, _preload_content=False
+            Request(
+                "GET", f"/api/v1/namespaces/{_segment(namespace)}/events", query=[("fieldSelector", selector)]
             ),
         )
         return [item for item in list_at(listing, "items") if isinstance(item, dict)]
@@ -223,7 +263,9 @@ class KubeClient:
         for index, version in enumerate(versions):
             try:
                 await self._call(
-                    f"evict pod {namespace}/{name}", self._eviction_request(name, namespace, version)
+                    f"evict pod {namespace}/{name}",
+                    self._eviction_request(name, namespace, version),
+                    decode=False,
                 )
             except KubeAPIError as error:
                 if error.status == 404:
@@ -235,27 +277,21 @@ class KubeClient:
             self._eviction_version = version
             return
 
-    def _eviction_request(self, name: str, namespace: str, version: str) -> Callable[[], Any]:
-        body: Any = {
-            "apiVersion": version,
-            "kind": "Eviction",
-            "metadata": {"name": name, "namespace": namespace},
-        }
-        return lambda: self._core.create_namespaced_pod_eviction(
-            name, namespace, body, _preload_content=False
-        )
+    def _eviction_request(self, name: str, namespace: str, version: str) -> Request:
+        body = {"apiVersion": version, "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
+        return Request("POST", self._pod_path(namespace, name) + "/eviction", body=wire.encode(body))
 
     async def delete_pod(
         self, name: str, namespace: str | None = None, grace_period_seconds: int | None = 0
     ) -> None:
         """Delete the pod (by default at once, grace period 0); a pod that is already gone is fine."""
         namespace = self._ns(namespace)
+        query = [] if grace_period_seconds is None else [("gracePeriodSeconds", str(grace_period_seconds))]
         try:
             await self._call(
                 f"delete pod {namespace}/{name}",
-                lambda: self._core.delete_namespaced_pod(
-                    name, namespace, grace_period_seconds=grace_period_seconds, _preload_content=False
-                ),
+                Request("DELETE", self._pod_path(namespace, name), query=query),
+                decode=False,
             )
         except KubeAPIError as error:
             if error.status != 404:

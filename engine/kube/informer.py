@@ -47,8 +47,8 @@ from engine.kube.objects import (
     resource_version_of,
     string_at,
     uid_of,
-    without_managed_fields,
 )
+from engine.kube.transforms import Transform, without_managed_fields
 from engine.kube.watch_stream import StreamEnd, StreamEvent, StreamItem, WatchStream
 from engine.model.jsonvalue import JSONObject
 
@@ -148,7 +148,10 @@ class Informer:
         page_size: int = 500,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
+        transform: Transform = without_managed_fields,
     ) -> None:
+        """``transform`` turns each object as listed or watched into what is stored and delivered
+        (see :mod:`engine.kube.transforms`); by default only ``managedFields`` is dropped."""
         self.name = name
         self.resource = resource
         self.namespace = namespace
@@ -156,6 +159,7 @@ class Informer:
         self.stats = InformerStats()
         self._list_function = _lister(api, resource)
         self._watch_timeout_seconds = watch_timeout_seconds
+        self._transform = transform
         self._page_size = page_size
         self._backoff = _Backoff(initial_backoff, max_backoff)
         self._handlers: list[Callable[[WatchEvent], None]] = []
@@ -230,7 +234,7 @@ class Informer:
             api_version = string_at(page, "apiVersion")
             for item in list_at(page, "items"):
                 if isinstance(item, dict):
-                    items.append(without_managed_fields({"kind": kind, "apiVersion": api_version, **item}))
+                    items.append(self._transform({"kind": kind, "apiVersion": api_version, **item}))
             continue_token = string_at(page, "metadata", "continue") or None
             if continue_token is None:
                 return items, string_at(page, "metadata", "resourceVersion")
@@ -292,7 +296,10 @@ class Informer:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
         stream = WatchStream(
-            lambda: self._open_watch(resource_version), deliver, name=f"{self.name} {self.resource}"
+            lambda: self._open_watch(resource_version),
+            deliver,
+            name=f"{self.name} {self.resource}",
+            transform=self._transform,
         )
         self.stats.watches += 1
         started = time.monotonic()

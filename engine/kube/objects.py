@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.model.jsonvalue import JSONObject
-
 
 def field(obj: Mapping[str, Any], *path: str) -> Any:
     """The value at ``path`` (``field(pod, "status", "phase")``), or ``None`` when any step is missing."""
@@ -97,13 +95,3 @@ def parse_timestamp(value: Any) -> datetime | None:
 def timestamp_at(obj: Mapping[str, Any], *path: str) -> datetime | None:
     """The timestamp at ``path`` (see :func:`parse_timestamp`)."""
     return parse_timestamp(field(obj, *path))
-
-
-def without_managed_fields(obj: JSONObject) -> JSONObject:
-    """The object without ``metadata.managedFields``: server-side-apply bookkeeping the controller never
-    reads, often larger than the rest of the object, so caches do not keep it."""
-    metadata = obj.get("metadata")
-    if not isinstance(metadata, dict) or "managedFields" not in metadata:
-        return obj
-    trimmed = {key: value for key, value in metadata.items() if key != "managedFields"}
-    return {**obj, "metadata": trimmed}

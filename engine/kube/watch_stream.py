@@ -13,7 +13,6 @@ thread at once instead of waiting for the next byte.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 import threading
@@ -23,9 +22,10 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from engine.kube import wire
 from engine.kube.api_call import TRANSPORT_ERRORS, connection_error, translate_api_exception
 from engine.kube.errors import KubeError
-from engine.kube.objects import without_managed_fields
+from engine.kube.transforms import Transform, without_managed_fields
 
 _log = logging.getLogger(__name__)
 
@@ -50,24 +50,42 @@ Opener = Callable[[], Any]
 """Starts the watch request and returns the streaming urllib3 response."""
 
 
-def _decode(line: bytes) -> StreamEvent | None:
+def _decode(line: bytes, transform: Transform) -> StreamEvent | None:
     try:
-        data = json.loads(line)
-    except ValueError:
+        data = wire.decode(line)
+    except wire.DecodeError:
         _log.warning("ignoring a watch line that is not JSON: %s", line[:200].decode("utf-8", "replace"))
         return None
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         return None
-    return StreamEvent(type=str(data.get("type", "")), object=without_managed_fields(data["object"]))
+    event_type = str(data.get("type", ""))
+    obj = data["object"]
+    # ERROR carries a Status and BOOKMARK only a resourceVersion: nothing to trim.
+    return StreamEvent(type=event_type, object=transform(obj) if event_type in _OBJECT_EVENTS else obj)
+
+
+_OBJECT_EVENTS = frozenset({"ADDED", "MODIFIED", "DELETED"})
 
 
 class WatchStream:
-    """Reads one watch response on a daemon thread; create, :meth:`start`, then :meth:`close`."""
+    """Reads one watch response on a daemon thread; create, :meth:`start`, then :meth:`close`.
 
-    def __init__(self, open_request: Opener, deliver: Callable[[StreamItem], None], *, name: str) -> None:
+    ``transform`` runs on each object on this thread, before it is delivered (see
+    :mod:`engine.kube.transforms`), so the loop only ever sees the trimmed object.
+    """
+
+    def __init__(
+        self,
+        open_request: Opener,
+        deliver: Callable[[StreamItem], None],
+        *,
+        name: str,
+        transform: Transform = without_managed_fields,
+    ) -> None:
         self._open_request = open_request
         self._deliver = deliver
         self._name = name
+        self._transform = transform
         self._lock = threading.Lock()
         self._closed = False
         self._response: Any = None
@@ -138,11 +156,11 @@ class WatchStream:
                 del buffer[: newline + 1]
                 if not line:
                     continue
-                event = _decode(line)
+                event = _decode(line, self._transform)
                 if event is not None and not self._send(event):
                     return False
         if buffer.strip():
-            event = _decode(bytes(buffer).strip())
+            event = _decode(bytes(buffer).strip(), self._transform)
             if event is not None and not self._send(event):
                 return False
         return True

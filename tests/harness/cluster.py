@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import json
 import os
 import secrets
 import shutil
@@ -26,10 +27,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import yaml
 from kubernetes import client as k8s_client
@@ -43,6 +45,14 @@ _FEATURE_GATES = "TTLAfterFinished=true"
 _KCM_CONTROLLERS = "job,ttl-after-finished,garbagecollector,namespace"
 # kube-controller-manager's /healthz turns OK before its informers sync; this line means Jobs work.
 _KCM_SYNCED_MARKER = "Caches are synced for job"
+_AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: {users}
+- level: None
+"""
 
 
 class KubeBinariesMissingError(RuntimeError):
@@ -227,9 +237,22 @@ class KubeCluster:
     ``atexit`` so an aborted test run does not leave the processes behind.
     """
 
-    def __init__(self, binaries: KubeBinaries | None = None, *, start_timeout: float = START_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        binaries: KubeBinaries | None = None,
+        *,
+        start_timeout: float = START_TIMEOUT_SECONDS,
+        extra_users: Sequence[str] = (),
+        audit_users: Sequence[str] = (),
+    ):
+        """``extra_users``: more ``system:masters`` users, each with its own token, so a measurement
+        can tell their requests apart. ``audit_users``: users whose requests the API server writes to
+        its audit log (Metadata level; off by default, since it slows every request down)."""
         self._binaries = binaries
         self._start_timeout = start_timeout
+        self._user_tokens = {user: f"{user}-{secrets.token_hex(16)}" for user in extra_users}
+        self._audit_users = tuple(audit_users)
+        self._audit_log: Path | None = None
         self._components: list[_Component] = []
         self._work_dir: Path | None = None
         self._server: str | None = None
@@ -284,6 +307,39 @@ class KubeCluster:
     def rss_megabytes(self) -> dict[str, float]:
         """Resident memory of each running component, for measurements."""
         return {component.name: component.rss_megabytes() for component in self._components}
+
+    def pids(self) -> dict[str, int]:
+        """Process id of each running component (for CPU measurements from ``/proc``)."""
+        return {component.name: component.process.pid for component in self._components}
+
+    def write_kubeconfig(self, path: Path, user: str = "admin") -> Path:
+        """A kubeconfig for ``user`` (``admin`` or one of ``extra_users``) that verifies the API
+        server's certificate; returns ``path``."""
+        token = self.token if user == "admin" else self._user_tokens[user]
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "harness",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_cert_path)},
+                }
+            ],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": "harness", "context": {"cluster": "harness", "user": user}}],
+            "current-context": "harness",
+        }
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def audit_events(self) -> Iterator[dict[str, Any]]:
+        """The audit log's events so far (``audit_users`` only), oldest first."""
+        if self._audit_log is None:
+            raise RuntimeError("the audit log is off: start the cluster with audit_users")
+        with contextlib.suppress(FileNotFoundError), self._audit_log.open() as log:
+            for line in log:
+                if line.endswith("\n") and line.strip():  # a last line without one is still being written
+                    yield json.loads(line)
 
     def __enter__(self) -> KubeCluster:
         return self.start()
@@ -374,9 +430,23 @@ class KubeCluster:
         token_file.write_text(
             f'{self.token},admin,admin,"system:masters"\n'
             f'{self._kcm_token},system:kube-controller-manager,kcm,"system:masters"\n'
+            + "".join(
+                f'{token},{user},{user},"system:masters"\n' for user, token in self._user_tokens.items()
+            )
         )
         port = _free_port()
         cert_dir = self._dir("apiserver-certs")
+        audit_flags: list[str] = []
+        if self._audit_users:
+            policy = self._work_dir / "audit-policy.yaml"
+            policy.write_text(_AUDIT_POLICY.format(users=json.dumps(list(self._audit_users))))
+            self._audit_log = self._work_dir / "audit.log"
+            audit_flags = [
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self._audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=0",
+            ]
         component = self._launch(
             "kube-apiserver",
             [
@@ -395,6 +465,7 @@ class KubeCluster:
                 "--disable-admission-plugins=ServiceAccount",
                 "--allow-privileged=true",
                 f"--feature-gates={_FEATURE_GATES}",
+                *audit_flags,
             ],
         )
         server = f"https://127.0.0.1:{port}"

@@ -87,28 +87,34 @@ class ImageFailure:
 
 
 def image_failures(pod: Mapping[str, Any]) -> list[ImageFailure]:
-    """Containers waiting on an image that cannot be pulled (see the module docstring for which)."""
-    spec_images = {
-        string_at(container, "name"): string_at(container, "image")
-        for key in ("initContainers", "containers")
-        for container in list_at(pod, "spec", key)
-        if isinstance(container, Mapping)
-    }
+    """Containers waiting on an image that cannot be pulled (see the module docstring for which).
+
+    The pod watcher asks this of every watched pod once a second, so the statuses are looked at
+    first and the spec only when one of them names a failure.
+    """
     failures = []
     for key, init in (("initContainerStatuses", True), ("containerStatuses", False)):
         for status in list_at(pod, "status", key):
             if not isinstance(status, Mapping):
                 continue
             reason = string_at(status, "state", "waiting", "reason")
-            name = string_at(status, "name")
             immediate = reason in IMMEDIATE_IMAGE_REASONS
             if not immediate and reason not in GRACE_IMAGE_REASONS:
                 continue
+            name = string_at(status, "name")
             if not (init or immediate or is_system_container(name)):
                 continue
-            image = string_at(status, "image") or spec_images.get(name, "")
+            image = string_at(status, "image") or _spec_image(pod, name)
             failures.append(ImageFailure(container=name, image=image, reason=reason, immediate=immediate))
     return failures
+
+
+def _spec_image(pod: Mapping[str, Any], name: str) -> str:
+    for key in ("initContainers", "containers"):
+        for container in list_at(pod, "spec", key):
+            if isinstance(container, Mapping) and string_at(container, "name") == name:
+                return string_at(container, "image")
+    return ""
 
 
 def go_quote(text: str) -> str:

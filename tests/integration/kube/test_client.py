@@ -70,15 +70,17 @@ def pod_exists(core_v1: Any, namespace: str, name: str) -> bool:
 # ---- Jobs ---------------------------------------------------------------------------------------------
 
 
-async def test_create_job_returns_the_stored_object(kube: KubeClient, kube_namespace: str) -> None:
-    created = await kube.create_job(job_manifest("created", parallelism=0))
-    assert created["metadata"]["namespace"] == kube_namespace
-    assert created["metadata"]["uid"]
-    assert created["spec"]["selector"]["matchLabels"]["controller-uid"], "server-set fields are returned"
+async def test_create_job_stores_the_manifest(kube: KubeClient, kube_namespace: str) -> None:
+    manifest = job_manifest("created", parallelism=0)
+    await kube.create_job(manifest)
 
-    fetched = await kube.get_job("created")
-    assert fetched is not None
-    assert fetched["metadata"]["uid"] == created["metadata"]["uid"]
+    stored = await kube.get_job("created")
+    assert stored is not None
+    assert stored["metadata"]["namespace"] == kube_namespace
+    assert stored["metadata"]["uid"]
+    assert stored["metadata"]["labels"] == {"app": "client-test"}
+    assert stored["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1.36"
+    assert stored["spec"]["selector"]["matchLabels"]["controller-uid"], "server-set fields are there"
 
 
 async def test_create_job_uses_the_manifest_namespace(
@@ -87,8 +89,16 @@ async def test_create_job_uses_the_manifest_namespace(
     elsewhere = KubeClient(kube_api, "default")
     manifest = job_manifest("placed", parallelism=0)
     manifest["metadata"]["namespace"] = kube_namespace
-    created = await elsewhere.create_job(manifest)
-    assert created["metadata"]["namespace"] == kube_namespace
+    await elsewhere.create_job(manifest)
+    assert await KubeClient(kube_api, kube_namespace).get_job("placed") is not None
+    assert await elsewhere.get_job("placed") is None
+
+
+async def test_names_are_quoted_into_the_path(kube: KubeClient) -> None:
+    await kube.create_job(job_manifest("target", parallelism=0))
+    assert await kube.get_job("target") is not None
+    assert await kube.get_job("target?watch=true") is None, "a name never becomes a query string"
+    assert await kube.get_job("../jobs/target") is None, "nor another path"
 
 
 async def test_creating_a_job_twice_is_already_exists(kube: KubeClient) -> None:
@@ -201,6 +211,53 @@ async def test_delete_pod_at_once_and_a_gone_pod_is_fine(
     await kube.delete_pod("doomed")
     assert not pod_exists(core_v1, kube_namespace, "doomed")
     await kube.delete_pod("doomed")
+
+
+# ---- the transport ------------------------------------------------------------------------------------
+
+
+async def test_every_request_asks_the_configuration_for_a_fresh_token(
+    kube_cluster: KubeCluster, kube_namespace: str
+) -> None:
+    """Writes (sent as bytes, outside the generated methods) and reads authenticate the way the official
+    client does: the configuration's refresh hook runs before each request, as it does for exec and
+    in-cluster tokens that expire."""
+    configuration = k8s_client.Configuration(
+        host=kube_cluster.server, api_key={"BearerToken": "expired"}, api_key_prefix={"BearerToken": "Bearer"}
+    )
+    configuration.ssl_ca_cert = str(kube_cluster.ca_cert_path)
+    refreshed: list[int] = []
+
+    def refresh(config: Any) -> None:
+        refreshed.append(1)
+        config.api_key["BearerToken"] = kube_cluster.token
+
+    configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]  # typed as None in the client
+    kube = KubeClient(k8s_client.ApiClient(configuration), kube_namespace)
+    await kube.create_job(job_manifest("refreshed", parallelism=0))
+    await kube.set_job_active_deadline("refreshed", 30)
+    job = await kube.get_job("refreshed")
+    assert job is not None
+    assert job["spec"]["activeDeadlineSeconds"] == 30
+    assert len(refreshed) == 3
+
+
+async def test_a_rejected_token_is_unauthorized_on_writes_and_reads(
+    kube_cluster: KubeCluster, kube_namespace: str
+) -> None:
+    configuration = k8s_client.Configuration(
+        host=kube_cluster.server, api_key={"BearerToken": "wrong"}, api_key_prefix={"BearerToken": "Bearer"}
+    )
+    configuration.ssl_ca_cert = str(kube_cluster.ca_cert_path)
+    kube = KubeClient(k8s_client.ApiClient(configuration), kube_namespace)
+    with pytest.raises(KubeAPIError) as writing:
+        await kube.create_job(job_manifest("unauthorized", parallelism=0))
+    with pytest.raises(KubeAPIError) as reading:
+        await kube.get_job("unauthorized")
+    for caught in (writing, reading):
+        assert caught.value.status == 401
+        assert "\n" not in str(caught.value)
+        assert "wrong" not in str(caught.value)
 
 
 # ---- configuration ------------------------------------------------------------------------------------

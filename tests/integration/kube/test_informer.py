@@ -22,6 +22,7 @@ from kubernetes import client as k8s_client
 
 from engine.kube.informer import Informer, WatchEvent
 from engine.kube.objects import name_of
+from engine.kube.transforms import lean_job
 from tests.harness.cluster import KubeCluster
 
 SELECTOR = "agent-stack-policy.test/informer=yes"
@@ -104,6 +105,26 @@ def core_v1(kube_api: k8s_client.ApiClient) -> Any:
 
 def jobs_informer(api: k8s_client.ApiClient, namespace: str, **options: Any) -> Informer:
     return Informer(api, "jobs", namespace, SELECTOR, name="test-jobs", **options)
+
+
+async def test_a_transform_shapes_listed_and_watched_objects(
+    kube_api: k8s_client.ApiClient, batch_v1: Any, kube_namespace: str
+) -> None:
+    batch_v1.create_namespaced_job(kube_namespace, job("listed"))
+    informer = jobs_informer(kube_api, kube_namespace, transform=lean_job)
+    recorder = Recorder(informer)
+
+    async with running(informer):
+        await in_thread(lambda: batch_v1.create_namespaced_job(kube_namespace, job("watched")))
+        await recorder.wait_for(2)
+
+    for received in recorder.events:
+        assert received.obj["kind"] == "Job"
+        assert set(received.obj["spec"]) <= {"suspend"}, "no pod template"
+        assert "managedFields" not in received.obj["metadata"]
+        assert received.obj["metadata"]["labels"] == LABELS
+    assert [obj["metadata"]["name"] for obj in informer.objects()] == ["listed", "watched"]
+    assert all("template" not in obj["spec"] for obj in informer.objects()), "the cache keeps the lean copy"
 
 
 async def test_initial_list_then_live_events_in_order(

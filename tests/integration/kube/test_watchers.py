@@ -28,6 +28,7 @@ from engine.controller.metrics import ControllerMetrics
 from engine.controller.watchers import CompletionsWatcher, JobWatcher, PodWatcher
 from engine.kube.client import KubeClient
 from engine.kube.informer import Informer
+from engine.kube.transforms import lean_job, lean_pod
 from engine.model.config import ControllerConfig
 from tests.fakes.buildkite import FakeBuildkite
 from tests.harness import kubelet
@@ -91,8 +92,9 @@ class Stack:
         )
         failer = JobFailer(self.kube, AgentAPI(self.buildkite.agent_url, retry_scale=0.01), config)
         selector = f"buildkite.com/controller-id={CONTROLLER_ID}"
-        jobs = Informer(self.api, "jobs", self.namespace, selector, name="jobs")
-        pods = Informer(self.api, "pods", self.namespace, selector, name="pods")
+        # Transformed as the controller's informers transform them (engine.controller.runtime).
+        jobs = Informer(self.api, "jobs", self.namespace, selector, name="jobs", transform=lean_job)
+        pods = Informer(self.api, "pods", self.namespace, selector, name="pods", transform=lean_pod)
         completions = CompletionsWatcher(self.kube, self.metrics)
         job_watcher = JobWatcher(self.kube, failer, config, self.metrics, check_interval=SCAN_SECONDS)
         pod_watcher = PodWatcher(

@@ -106,3 +106,24 @@ def test_a_broken_kubeconfig_is_one_clear_line(tmp_path: Path, text: str) -> Non
         load_api_client(str(broken))
     assert str(caught.value).startswith(f"cannot load Kubernetes configuration from {broken}: ")
     assert "\n" not in str(caught.value)
+
+
+async def test_an_unreachable_api_server_is_a_connection_error_for_writes_too() -> None:
+    configuration = k8s_client.Configuration(host=f"https://127.0.0.1:{closed_port()}")
+    configuration.retries = 0
+    kube = KubeClient(k8s_client.ApiClient(configuration), "default")
+    manifest = {"metadata": {"name": "x"}, "spec": {}}
+    with pytest.raises(KubeAPIError) as caught:
+        await kube.create_job(manifest)
+    assert caught.value.reason == "ConnectionError"
+    assert str(caught.value).startswith("create Job default/x: ")
+    assert "\n" not in str(caught.value)
+    kube.close()
+
+
+async def test_a_manifest_that_is_not_json_is_invalid_before_anything_is_sent() -> None:
+    configuration = k8s_client.Configuration(host=f"https://127.0.0.1:{closed_port()}")
+    kube = KubeClient(k8s_client.ApiClient(configuration), "default")
+    with pytest.raises(InvalidObjectError, match=r"^create Job default/x: the Job is not JSON: "):
+        await kube.create_job({"metadata": {"name": "x"}, "spec": {"when": object()}})
+    kube.close()

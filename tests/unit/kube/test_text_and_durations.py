@@ -9,8 +9,9 @@ import pytest
 
 from engine.kube.events import NO_EVENTS, render_events
 from engine.kube.human_duration import human_duration
-from engine.kube.objects import parse_timestamp, without_managed_fields
+from engine.kube.objects import parse_timestamp
 from engine.kube.text_table import render_table
+from engine.kube.transforms import without_managed_fields
 
 
 @pytest.mark.parametrize(
