@@ -1,20 +1,30 @@
 #!/usr/bin/env python3
-"""Generate the engine's table of the batch/v1 Job API from Kubernetes' own OpenAPI definitions.
+"""Generate the engine's tables of the batch/v1 Job API from Kubernetes' own OpenAPI definitions.
 
 Why: the engine checks every Job it admits against the API it will be sent to (strict: unknown
 fields, JSON types, required fields), so ``engine test`` never admits a Job the API server refuses or
 silently prunes. Loading the 5 MB swagger document at run time would be slow and would put a build
 artefact on the production path, so this script reduces it once to a compact Python literal that the
-project checks in: ``engine/model/kube_api_v1_20.py`` (struct -> field -> type expression, and the
-required fields of each struct), read by ``engine.core.kube_validation``.
+project checks in, one module per supported version: ``engine/model/kube_api_v1_20.py`` and so on
+(struct -> field -> type expression, and the required fields of each struct), read by
+``engine.core.kube_validation``.
 
-Source: ``api/openapi-spec/swagger.json`` of the Kubernetes v1.20.2 source tree that
-``scripts/build-kube.sh`` unpacks into its cache (the same tree the test API server is built from), so
-the table describes exactly the API server the integration tests run. ``--swagger`` points elsewhere.
+Sources, per version (:data:`VERSIONS`):
 
-Re-run after changing this script: ``.venv/bin/python scripts/gen_kube_api.py``; ``--check`` exits 1
-when the checked-in file is stale (and 2 when the swagger document is not there). Output is
-deterministic.
+* ``1.20``: ``api/openapi-spec/swagger.json`` of the Kubernetes v1.20.2 source tree that
+  ``scripts/build-kube.sh`` unpacks into its cache (the same tree the test API server is built from),
+  so the table describes exactly the API server the integration tests run. ``--swagger`` points
+  elsewhere.
+* ``1.29`` and ``1.34``: the per-version definitions the ``kubernetes-validate`` package ships
+  (``kubernetes-json-schema/v1.NN.0-local/_definitions.json``, the same OpenAPI definitions converted
+  to JSON schema), installed by ``scripts/install.sh`` as a dev dependency, so a fresh clone can
+  regenerate and check them without a cluster. These are the versions with native sidecars (init
+  containers with ``restartPolicy: Always``, 1.29) and pod-level resources (``spec.resources``, 1.34),
+  which the upstream-v0.47 profile uses.
+
+Re-run after changing this script: ``.venv/bin/python scripts/gen_kube_api.py`` (every version whose
+source is there; ``--version 1.34`` for one); ``--check`` exits 1 when a checked-in file is stale (and
+2 when a source is not there). Output is deterministic.
 """
 
 from __future__ import annotations
@@ -31,6 +41,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 KUBE_VERSION = "v1.20.2"
 TARGET = Path("engine/model/kube_api_v1_20.py")
 ROOT_DEFINITION = "io.k8s.api.batch.v1.Job"
+VERSIONS: dict[str, str] = {"1.20": "v1.20.2", "1.29": "v1.29.0", "1.34": "v1.34.0"}
+"""Supported minor version -> the exact release its table describes."""
+SWAGGER_VERSION = "1.20"
+"""The version read from the Kubernetes source tree; the others come from kubernetes-validate."""
 
 # Types whose JSON form is not what their struct says: they become scalar kinds the validator knows.
 SPECIAL_TYPES = {
@@ -66,6 +80,50 @@ def load_definitions(path: Path) -> dict[str, Any]:
         raise GeneratorError(f"{path} is missing: run scripts/build-kube.sh (it unpacks the v1.20.2 tree)")
     definitions: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["definitions"]
     return definitions
+
+
+def kubernetes_validate_path(release: str) -> Path:
+    """Where the installed ``kubernetes-validate`` package keeps the definitions of ``release``."""
+    try:
+        import kubernetes_validate  # noqa: PLC0415 - a dev dependency, only this script needs it
+    except ImportError:
+        raise GeneratorError("kubernetes-validate is not installed: run scripts/install.sh") from None
+    package = Path(kubernetes_validate.__file__).resolve().parent
+    return package / "kubernetes-json-schema" / f"{release}-local" / "_definitions.json"
+
+
+def load_json_schema_definitions(path: Path) -> dict[str, Any]:
+    """kubernetes-validate's JSON-schema ``$defs`` in the swagger shape the generator reads: nullable
+    types (``["string", "null"]``) become their type, ``#/$defs/`` refs ``#/definitions/``, and the
+    keys that carry no field information for the table (``enum``, ``oneOf`` of the scalar special
+    types) are dropped."""
+    if not path.is_file():
+        raise GeneratorError(f"{path} is missing: run scripts/install.sh (kubernetes-validate ships it)")
+    document = json.loads(path.read_text(encoding="utf-8"))
+    return {name: _swagger_shape(definition) for name, definition in document["$defs"].items()}
+
+
+def _swagger_shape(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_swagger_shape(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("enum", "oneOf"):
+            continue
+        if key == "type" and isinstance(value, list):
+            kinds = [kind for kind in value if kind != "null"]
+            if len(kinds) != 1:
+                raise GeneratorError(f"unsupported type list {value}")
+            out[key] = kinds[0]
+        elif key == "$ref" and isinstance(value, str):
+            out[key] = value.replace("#/$defs/", "#/definitions/")
+        elif key == "properties" and isinstance(value, dict):
+            out[key] = {name: _swagger_shape(prop) for name, prop in value.items()}
+        else:
+            out[key] = _swagger_shape(value)
+    return out
 
 
 def short_name(qualified: str) -> str:
@@ -160,17 +218,22 @@ def _py(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def render(structs: Mapping[str, Mapping[str, str]], required: Mapping[str, tuple[str, ...]]) -> str:
+def render(
+    structs: Mapping[str, Mapping[str, str]],
+    required: Mapping[str, tuple[str, ...]],
+    release: str = KUBE_VERSION,
+    source: str = "api/openapi-spec",
+) -> str:
     lines = [
-        f"# generated by scripts/gen_kube_api.py from Kubernetes {KUBE_VERSION} api/openapi-spec; do not edit.",
-        f'"""The batch/v1 Job API of Kubernetes {KUBE_VERSION}, reduced to what the engine validates.',
+        f"# generated by scripts/gen_kube_api.py from Kubernetes {release} {source}; do not edit.",
+        f'"""The batch/v1 Job API of Kubernetes {release}, reduced to what the engine validates.',
         "",
         "STRUCTS: struct name -> field -> type expression: a scalar kind (string, bytes, boolean, int32,",
         'int64, number, quantity, int-or-string, time, any), a struct name, "[T]" (list of T) or "{T}"',
         "(map of string to T). REQUIRED: the fields the API marks required. ROOT is the Job.",
         '"""',
         "",
-        f"VERSION = {_py(KUBE_VERSION)}",
+        f"VERSION = {_py(release)}",
         f"ROOT = {_py(short_name(ROOT_DEFINITION))}",
         "",
         "REQUIRED: dict[str, tuple[str, ...]] = {",
@@ -188,31 +251,51 @@ def render(structs: Mapping[str, Mapping[str, str]], required: Mapping[str, tupl
 
 
 def generate(swagger: Path) -> str:
+    """The 1.20 table, from the v1.20.2 swagger document."""
     definitions = load_definitions(swagger)
     structs, required = build_tables(definitions, closure(definitions))
     return render(structs, required)
 
 
+def generate_version(version: str, swagger: Path | None = None) -> str:
+    """The table of one supported version, from its source (see the module docstring)."""
+    release = VERSIONS[version]
+    if version == SWAGGER_VERSION:
+        return generate(swagger or default_swagger_path())
+    definitions = load_json_schema_definitions(kubernetes_validate_path(release))
+    structs, required = build_tables(definitions, closure(definitions))
+    return render(structs, required, release, "definitions (kubernetes-validate)")
+
+
+def target_path(version: str) -> Path:
+    return Path(f"engine/model/kube_api_v{version.replace('.', '_')}.py")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--swagger", type=Path, default=None, help="the v1.20.2 swagger.json")
-    parser.add_argument("--check", action="store_true", help="only report whether the file is current")
+    parser.add_argument("--version", choices=sorted(VERSIONS), action="append", help="only this version")
+    parser.add_argument("--check", action="store_true", help="only report whether the files are current")
     args = parser.parse_args(argv)
-    try:
-        text = generate(args.swagger or default_swagger_path())
-    except GeneratorError as exc:
-        print(f"gen_kube_api: {exc}", file=sys.stderr)
-        return 2
-    target = REPO_ROOT / TARGET
-    if args.check:
-        current = target.read_text(encoding="utf-8") if target.is_file() else ""
-        if current != text:
-            print(f"{TARGET} is stale: run scripts/gen_kube_api.py", file=sys.stderr)
-            return 1
-        return 0
-    target.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET}")
-    return 0
+    status = 0
+    for version in args.version or sorted(VERSIONS):
+        try:
+            text = generate_version(version, args.swagger)
+        except GeneratorError as exc:
+            print(f"gen_kube_api: {version}: {exc}", file=sys.stderr)
+            status = max(status, 2)
+            continue
+        relative = target_path(version)
+        target = REPO_ROOT / relative
+        if args.check:
+            current = target.read_text(encoding="utf-8") if target.is_file() else ""
+            if current != text:
+                print(f"{relative} is stale: run scripts/gen_kube_api.py", file=sys.stderr)
+                status = max(status, 1)
+            continue
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {relative}")
+    return status
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from engine.model.jsonvalue import JSON, Path, PathSegment
-from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION, KUBERNETES_VERSIONS, TABLES
+from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION, KUBERNETES_VERSIONS, TABLES, union_structs
 from engine.model.plugin import describe_value
 
 _TABLES = TABLES
@@ -51,6 +51,7 @@ _ANNOTATIONS_MAX_BYTES = 256 * 1024
 _PORT_MAX = 65535
 _PORT_NAME_MAX = 15
 _RESTART_POLICIES = ("Never", "OnFailure")
+_INIT_CONTAINER_RESTART_POLICIES = ("Always",)
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _PROTOCOLS = ("TCP", "UDP", "SCTP")
 _TEMPLATE: Path = ("spec", "template")
@@ -74,6 +75,16 @@ def validate_job(manifest: JSON, version: str = DEFAULT_KUBERNETES_VERSION) -> l
     checker.check(manifest, (), None, found)
     _check_job_rules(manifest, found)
     return found
+
+
+@functools.cache
+def _union() -> dict[str, dict[str, str]]:
+    return union_structs()
+
+
+def _structs(version: str | None) -> Mapping[str, Mapping[str, str]]:
+    """The structs of ``version``, or (``None``) of every supported version at once."""
+    return _union() if version is None else _TABLES[version].STRUCTS
 
 
 # --- structure ------------------------------------------------------------------------------------
@@ -190,13 +201,16 @@ class _Map(_Checker):
 class _Struct(_Checker):
     """An API object: every field must be known and of its type; required fields must be there."""
 
-    __slots__ = ("fields", "name", "required", "strings")
+    __slots__ = ("elsewhere", "fields", "name", "required", "strings", "version")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, version: str = "") -> None:
         self.name = name
+        self.version = version
         self.fields: dict[str, _Checker] = {}
         self.strings: frozenset[str] = frozenset()
         self.required: tuple[str, ...] = ()
+        self.elsewhere: dict[str, tuple[str, ...]] = {}
+        """Fields this version lacks that other supported versions have -> those versions."""
 
     def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
         if value is None:
@@ -213,12 +227,21 @@ class _Struct(_Checker):
                 continue
             field = fields.get(name)
             if field is None:
-                found.append(Violation((*path, name), unknown_field_message(str(name), self.name, fields)))
+                found.append(Violation((*path, name), self._unknown(str(name))))
             elif element is not None:
                 field.check(element, path, name, found)
         for name in self.required:
             if value.get(name) is None:
                 found.append(Violation((*path, name), f"required ({self.name}.{name})"))
+
+    def _unknown(self, name: str) -> str:
+        versions = self.elsewhere.get(name)
+        if versions:
+            return (
+                f"unknown field {json.dumps(name)} in {self.name} of Kubernetes {self.version} "
+                f"(config kubernetes-version); Kubernetes {' and '.join(versions)} has it"
+            )
+        return unknown_field_message(name, self.name, self.fields)
 
 
 def _at(parent: Path, key: PathSegment | None) -> Path:
@@ -238,7 +261,7 @@ def _compiled(version: str) -> dict[str, _Struct]:
     if table is None:
         supported = ", ".join(KUBERNETES_VERSIONS)
         raise ValueError(f"unsupported Kubernetes version {version!r} (supported: {supported})")
-    structs = {name: _Struct(name) for name in table.STRUCTS}
+    structs = {name: _Struct(name, version) for name in table.STRUCTS}
 
     def resolve(expression: str) -> _Checker:
         if expression.startswith("[") and expression.endswith("]"):
@@ -254,6 +277,11 @@ def _compiled(version: str) -> dict[str, _Struct]:
         structs[name].fields = {field: resolve(expression) for field, expression in fields.items()}
         structs[name].strings = frozenset(f for f, expression in fields.items() if expression == "string")
         structs[name].required = table.REQUIRED.get(name, ())
+        structs[name].elsewhere = {
+            field: tuple(v for v in KUBERNETES_VERSIONS if field in _TABLES[v].STRUCTS.get(name, {}))
+            for field in _union().get(name, {})
+            if field not in fields
+        }
     return structs
 
 
@@ -366,6 +394,31 @@ def _check_pod(pod: dict[str, JSON], found: list[Violation]) -> None:
     for key in ("initContainers", "containers"):
         for index, container in _named(pod.get(key)):
             _check_container(container, (*_POD, key, index), seen, volume_names, found)
+            _check_container_restart_policy(container, (*_POD, key, index), key == "initContainers", found)
+
+
+def _check_container_restart_policy(
+    container: dict[str, JSON], path: Path, init: bool, found: list[Violation]
+) -> None:
+    """A container's own ``restartPolicy`` (1.29+; the structure pass refuses it before): only an init
+    container may set it, and only to ``Always`` (a native sidecar)."""
+    policy = container.get("restartPolicy")
+    if policy is None:
+        return
+    if not init:
+        found.append(
+            Violation(
+                (*path, "restartPolicy"),
+                "only init containers may set restartPolicy (Always makes one a native sidecar)",
+            )
+        )
+    elif policy not in _INIT_CONTAINER_RESTART_POLICIES:
+        found.append(
+            Violation(
+                (*path, "restartPolicy"),
+                f'an init container\'s restartPolicy must be "Always", got {describe_value(policy)}',
+            )
+        )
 
 
 def _check_container(
@@ -546,25 +599,30 @@ def _dns_subdomain(value: str, path: Path, found: list[Violation]) -> None:
 
 
 def patch_field_problems(
-    value: JSON, type_expression: str, version: str = DEFAULT_KUBERNETES_VERSION
+    value: JSON, type_expression: str, version: str | None = None
 ) -> list[tuple[Path, str]]:
     """Unknown fields in a patch (or defaults, or a JSON-patch value) written for an object of
     ``type_expression`` (``Job``, ``Container``): ``(path inside value, message)`` pairs.
 
     Only what the policy spells out is checked: computed values (``${{ }}`` strings, ``...${{ }}``
     splices) are judged on the built Job, and strategic-merge directives (``$patch``,
-    ``$retainKeys``, ``$setElementOrder/...``, ``$deleteFromPrimitiveList/...``) are not fields."""
+    ``$retainKeys``, ``$setElementOrder/...``, ``$deleteFromPrimitiveList/...``) are not fields.
+
+    ``version`` ``None`` (what policies are checked with when they load) accepts a field any supported
+    version has: a policy does not know which version it will run against, and the built Job is
+    checked against the configured one exactly."""
     problems: list[tuple[Path, str]] = []
-    _walk_patch(value, type_expression, (), _TABLES[version].STRUCTS, problems)
+    _walk_patch(value, type_expression, (), _structs(version), problems)
     return problems
 
 
 def pointer_problems(
-    pointer: str, type_expression: str, version: str = DEFAULT_KUBERNETES_VERSION
+    pointer: str, type_expression: str, version: str | None = None
 ) -> tuple[str | None, str | None]:
     """For a JSON pointer into an object of ``type_expression``: (the type expression it reaches or
-    ``None``, the problem with it or ``None``). ``-`` and indexes step into lists."""
-    structs = _TABLES[version].STRUCTS
+    ``None``, the problem with it or ``None``). ``-`` and indexes step into lists; ``version`` as for
+    :func:`patch_field_problems`."""
+    structs = _structs(version)
     current = type_expression
     if pointer == "":
         return current, None

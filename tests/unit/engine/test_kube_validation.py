@@ -109,7 +109,8 @@ def test_null_values_decode_as_unset_and_are_accepted() -> None:
 
 
 def test_an_unsupported_version_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match=r"unsupported Kubernetes version '1\.99' \(supported: 1\.20\)"):
+    supported = r"\(supported: 1\.20, 1\.29, 1\.34\)"
+    with pytest.raises(ValueError, match=r"unsupported Kubernetes version '1\.99' " + supported):
         validate_job(BASE, "1.99")
 
 
@@ -150,3 +151,65 @@ def test_json_pointers_are_resolved_through_the_api() -> None:
         'unknown field "bakoffLimit" in JobSpec (did you mean "backoffLimit"?)'
     )
     assert pointer_problems("/env/x", "Container")[1] == '"x" is not a list index'
+
+
+# ---- the newer versions -----------------------------------------------------------------------------
+
+
+def _with_native_sidecar(policy: Any = "Always", *, regular: bool = False) -> dict[str, Any]:
+    manifest = copy.deepcopy(BASE)
+    pod = manifest["spec"]["template"]["spec"]
+    if regular:
+        pod["containers"][0]["restartPolicy"] = policy
+    else:
+        pod["initContainers"].append({"name": "sidecar-0", "image": "nginx:1", "restartPolicy": policy})
+    return manifest
+
+
+def version_problems(manifest: Any, version: str) -> list[str]:
+    return [f"{render_path(v.path)}: {v.message}" for v in validate_job(manifest, version)]
+
+
+def test_a_native_sidecar_is_unknown_to_1_20_and_fine_from_1_29() -> None:
+    manifest = _with_native_sidecar()
+    assert version_problems(manifest, "1.20") == [
+        'spec.template.spec.initContainers[1].restartPolicy: unknown field "restartPolicy" in Container of '
+        "Kubernetes 1.20 (config kubernetes-version); Kubernetes 1.29 and 1.34 has it"
+    ]
+    assert version_problems(manifest, "1.29") == []
+    assert version_problems(manifest, "1.34") == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "regular", "message"),
+    [
+        ("OnFailure", False, 'restartPolicy must be "Always", got the string "OnFailure"'),
+        ("Always", True, "only init containers may set restartPolicy"),
+    ],
+)
+def test_only_an_init_container_may_restart_always(policy: str, regular: bool, message: str) -> None:
+    found = version_problems(_with_native_sidecar(policy, regular=regular), "1.29")
+    assert len(found) == 1
+    assert message in found[0]
+
+
+def test_pod_level_resources_need_1_34() -> None:
+    manifest = copy.deepcopy(BASE)
+    manifest["spec"]["template"]["spec"]["resources"] = {"limits": {"cpu": "1"}}
+    assert version_problems(manifest, "1.29") == [
+        'spec.template.spec.resources: unknown field "resources" in PodSpec of Kubernetes 1.29 '
+        "(config kubernetes-version); Kubernetes 1.34 has it"
+    ]
+    assert version_problems(manifest, "1.34") == []
+
+
+def test_policies_may_spell_out_a_field_of_any_supported_version() -> None:
+    """When policies load, the version is not known yet: a field of any supported version is fine,
+    a field of none is a typo."""
+    patch = {"restartPolicy": "Always", "restartPolicyy": "Always"}
+    assert [message for _, message in patch_field_problems(patch, "Container")] == [
+        'unknown field "restartPolicyy" in Container (did you mean "restartPolicy"?)'
+    ]
+    assert next(message for _, message in patch_field_problems(patch, "Container", "1.20")).startswith(
+        'unknown field "restartPolicy" in Container'
+    )
