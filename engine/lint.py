@@ -32,6 +32,7 @@ from engine.model.plugin import (
     invalid_quantity_message,
     invalid_time_message,
     unknown_field_message,
+    unknown_plugin_field_problems,
 )
 from engine.pipeline.source import PipelineReadError, Positions
 from engine.pipeline.source import load_pipeline_with_positions as read_pipeline_with_positions
@@ -96,19 +97,30 @@ class LintError(Exception):
     """The file cannot be read or is not YAML; ``str()`` is one line starting with the file name."""
 
 
-def lint_pipeline(path: pathlib.Path) -> LintResult:
-    """Read, parse and lint one pipeline file."""
+LATER_FIELD = (
+    "unknown field: agent-stack-k8s added it after v0.20.2, and only the upstream-v0.47 profile reads it"
+)
+
+
+def lint_pipeline(path: pathlib.Path, *, head: bool = False) -> LintResult:
+    """Read, parse and lint one pipeline file (``head``: for the upstream-v0.47 profile)."""
     document, positions = load_pipeline_with_positions(path)
     return LintResult(
         file=path,
-        problems=tuple(lint_pipeline_document(document, positions)),
+        problems=tuple(lint_pipeline_document(document, positions, head=head)),
         plugin_blocks=len(kubernetes_plugin_blocks(document)),
     )
 
 
-def lint_pipeline_document(doc: JSON, positions: Positions | None = None) -> list[LintProblem]:
+def lint_pipeline_document(
+    doc: JSON, positions: Positions | None = None, *, head: bool = False
+) -> list[LintProblem]:
     """Problems of a parsed pipeline document, sorted by path; ``[]`` when it is valid. With
-    ``positions`` (from :func:`load_pipeline_with_positions`) each problem knows its line and column."""
+    ``positions`` (from :func:`load_pipeline_with_positions`) each problem knows its line and column.
+
+    The schema knows the plugin fields of agent-stack-k8s v0.47; unless ``head`` (the upstream-v0.47
+    profile), the fields added after v0.20.2 are reported as unknown, since the default profile ignores
+    them."""
     if doc is None:
         return [LintProblem("", "the pipeline is empty", *((1, 1) if positions is not None else ()))]
     errors = list(_pipeline_validator().iter_errors(doc))
@@ -119,10 +131,35 @@ def lint_pipeline_document(doc: JSON, positions: Positions | None = None) -> lis
         if error.validator != "type" and path in typed_paths:
             continue  # a value of the wrong type: its other complaints (enum, pattern) are noise
         problems.extend(_problems_of(error, path))
+    if not head:
+        problems.extend(_later_fields(doc))
     problems.sort(key=lambda item: (_sort_key(item[0]), item[1].message))
     if positions is None:
         return [problem for _, problem in problems]
     return [_positioned(problem, path, positions) for path, problem in problems]
+
+
+def _later_fields(doc: JSON) -> list[tuple[Path, LintProblem]]:
+    found: list[tuple[Path, LintProblem]] = []
+    for block_path, config in kubernetes_plugin_blocks(doc):
+        known_later = {path for path, _ in unknown_plugin_field_problems(config, head=True)}
+        for field_path, _ in unknown_plugin_field_problems(config):
+            if field_path in known_later:
+                continue
+            path = (*block_path, *_segments(field_path))
+            found.append((path, LintProblem(render_path(path), LATER_FIELD)))
+    return found
+
+
+def _segments(rendered: str) -> Path:
+    """``checkout.extraVolumeMounts`` -> ``("checkout", "extraVolumeMounts")`` (plugin field paths)."""
+    out: list[str | int] = []
+    for part in rendered.split("."):
+        name, _, rest = part.partition("[")
+        out.append(name)
+        if rest:
+            out.extend(int(index) for index in rest.rstrip("]").split("]["))
+    return tuple(out)
 
 
 def _positioned(problem: LintProblem, path: Path, positions: Positions) -> LintProblem:

@@ -138,6 +138,16 @@ PLUGIN_STRUCTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
             "checkout": ("CheckoutParams", "Options for the checkout container."),
             "commandParams": ("CommandParams", "Options for the command containers."),
             "sidecarParams": ("SidecarParams", "Options for the sidecar containers."),
+            "podTemplate": (
+                "string",
+                "(agent-stack-k8s v0.33+, profile upstream-v0.47) Name of a PodTemplate in the controller's"
+                " namespace whose template.spec is the pod spec when podSpec is not given.",
+            ),
+            "jobActiveDeadlineSeconds": (
+                "int64",
+                "(agent-stack-k8s v0.24+, profile upstream-v0.47) When > 0, the Job's activeDeadlineSeconds"
+                " instead of the controller's job-active-deadline-seconds.",
+            ),
         },
     ),
     "Metadata": (
@@ -167,6 +177,16 @@ PLUGIN_STRUCTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
                 " git's credential store.",
             ),
             "envFrom": ("[EnvFromSource]", "Appended to the checkout container's envFrom."),
+            "checkoutFlags": (
+                "string",
+                "(agent-stack-k8s v0.28+, profile upstream-v0.47) Flags for git checkout"
+                " (BUILDKITE_GIT_CHECKOUT_FLAGS).",
+            ),
+            "extraVolumeMounts": (
+                "[VolumeMount]",
+                "(agent-stack-k8s v0.26+, profile upstream-v0.47) Volume mounts added to the checkout"
+                " container.",
+            ),
         },
     ),
     "GitMirrors": (
@@ -191,13 +211,32 @@ PLUGIN_STRUCTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         {
             "interposer": ("Interposer", PLUGIN_ENUMS["Interposer"][1]),
             "envFrom": ("[EnvFromSource]", "Appended to every command container's envFrom."),
+            "extraVolumeMounts": (
+                "[VolumeMount]",
+                "(agent-stack-k8s v0.26+, profile upstream-v0.47) Volume mounts added to every command"
+                " container.",
+            ),
         },
     ),
     "SidecarParams": (
         "Options for the sidecar containers.",
-        {"envFrom": ("[EnvFromSource]", "Appended to every sidecar container's envFrom.")},
+        {
+            "envFrom": ("[EnvFromSource]", "Appended to every sidecar container's envFrom."),
+            "extraVolumeMounts": (
+                "[VolumeMount]",
+                "(agent-stack-k8s v0.26+, profile upstream-v0.47) Volume mounts added to every sidecar.",
+            ),
+        },
     ),
 }
+HEAD_FIELDS: dict[str, tuple[str, ...]] = {
+    PLUGIN_ROOT: ("jobActiveDeadlineSeconds", "podTemplate"),
+    "CheckoutParams": ("checkoutFlags", "extraVolumeMounts"),
+    "CommandParams": ("extraVolumeMounts",),
+    "SidecarParams": ("extraVolumeMounts",),
+}
+"""Plugin fields of later agent-stack-k8s releases: the upstream-v0.47 profile reads them; with the
+default profile (v0.20.2) they are unknown fields, ignored with a warning, as v0.20.2 ignored them."""
 
 PIPELINE_PLUGIN_KEY_PATTERN = (
     r"^(kubernetes|github\.com/buildkite-plugins/kubernetes-buildkite-plugin)(#.*)?$"
@@ -359,6 +398,8 @@ def render_type_table(table: Mapping[str, Mapping[str, str]]) -> str:
         "Type expressions: a scalar kind (string, boolean, int32, int64, number, quantity, int-or-string,",
         'time, any), a struct name, "[T]" (list of T), "{T}" (map of string to T), or an ENUMS name.',
         "Kubernetes API target v1.20; the definitions come from v1.25 (the oldest bundled), a superset.",
+        "HEAD_FIELDS: plugin fields of later agent-stack-k8s releases, read only by the upstream-v0.47",
+        "profile (with the default profile they are unknown fields, as they were to v0.20.2).",
         '"""',
         "",
         _assignment("SOURCE", SOURCE_VERSION),
@@ -370,6 +411,10 @@ def render_type_table(table: Mapping[str, Mapping[str, str]]) -> str:
     ]
     for name, (title, _, values) in sorted(PLUGIN_ENUMS.items()):
         lines.append(f"    {_py(name)}: ({_py(title)}, {_py(tuple(sorted(values)))}),")
+    lines += ["}", "", "HEAD_FIELDS: dict[str, tuple[str, ...]] = {"]
+    for name, fields in sorted(HEAD_FIELDS.items()):
+        shown = ", ".join(_py(field) for field in fields) + ("," if len(fields) == 1 else "")
+        lines.append(f"    {_py(name)}: ({shown}),")
     lines += ["}", "", "STRUCTS: dict[str, dict[str, str]] = {"]
     for name, fields in table.items():
         lines.append(f"    {_py(name)}: {{")

@@ -34,7 +34,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.controller.logging_setup import LOG_FORMATS, configure_logging
+from engine.controller.logging_setup import configure_logging
 from engine.core.compiler import PolicyError, PolicySet
 from engine.inputs import InputError, read_config_yaml
 from engine.model.config import FLAG_KEYS, ConfigError, ControllerConfig, env_var_name, resolve_config
@@ -55,22 +55,26 @@ def run_command(**options: Any) -> None:
     config_path: Path | None = options.pop("config")
     policy_flags: list[Path] = options.pop("policies") or []
     kubeconfig: str | None = options.pop("kubeconfig")
-    log_format: str = options.pop("log_format")
     health_port: int = options.pop("health_port")
     if options:
         raise TypeError(f"unexpected options: {', '.join(sorted(options))}")
 
-    if log_format not in LOG_FORMATS:
-        raise _invalid([f"--log-format: expected one of {', '.join(LOG_FORMATS)}, got {log_format!r}"])
     if not 0 <= health_port <= 65535:
         raise _invalid([f"--health-port: expected a port number 0-65535 (0 = off), got {health_port}"])
     config = load_controller_config(config_path, flags, os.environ)
     policy_paths = policy_directories(policy_flags, os.environ)
     policies = load_policy_set(policy_paths)
 
-    scrubber = configure_logging("json" if log_format == "json" else "text", debug=config.debug)
+    scrubber = configure_logging(
+        "json" if config.log_format == "json" else "text",
+        debug=config.debug or config.log_level == "debug",
+        level=config.log_level,
+    )
     scrubber.add(config.buildkite_token)
+    scrubber.add(config.integration_test_buildkite_token)
     _log.info("config: %s", json.dumps(config.redacted(), sort_keys=True))
+    for notice in config.notices():
+        _log.warning("config: %s", notice)
     _log.info("policies: %d loaded from the defaults and %s", len(policies), [str(p) for p in policy_paths])
 
     from engine.controller.runtime import (  # noqa: PLC0415 - keeps `engine test` free of client imports
@@ -226,12 +230,6 @@ def _signature() -> inspect.Signature:
                     show_default=False,
                 ),
             ],
-        ),
-        inspect.Parameter(
-            "log_format",
-            inspect.Parameter.KEYWORD_ONLY,
-            default="text",
-            annotation=Annotated[str, typer.Option("--log-format", help="text or json.")],
         ),
         inspect.Parameter(
             "health_port",

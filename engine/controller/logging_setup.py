@@ -87,10 +87,12 @@ def configure_logging(
     log_format: LogFormat,
     *,
     debug: bool = False,
+    level: str = "info",
     scrubber: SecretScrubber | None = None,
     stream: TextIO | None = None,
 ) -> SecretScrubber:
-    """Route all logging to ``stream`` (stderr) in ``log_format``; debug level when ``debug``.
+    """Route all logging to ``stream`` (stderr) in ``log_format``; debug level when ``debug``, else
+    ``level`` (config ``log-level``: debug, info, warn, error).
 
     Replaces a handler installed by an earlier call (so ``engine run`` can set the format first and
     the level once the config is read). Returns the scrubber, to which secrets learnt later are added.
@@ -104,7 +106,8 @@ def configure_logging(
         if existing.get_name() == _HANDLER_NAME:
             root.removeHandler(existing)
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    levels = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+    root.setLevel(logging.DEBUG if debug else levels.get(level, logging.INFO))
     for noisy in ("aiohttp.access", "gql.transport.aiohttp", "kubernetes.client.rest", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return scrubber

@@ -72,14 +72,17 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from engine.model.controller_id import controller_id
 from engine.model.durations import DurationError, format_duration, parse_duration
+from engine.model.image_ref import has_upper_case_name, parse_image_reference
 from engine.model.jsonvalue import JSON, PathSegment, render_path
-from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION, KUBERNETES_VERSIONS
+from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION, KUBERNETES_VERSIONS, version_key
 from engine.model.plugin import (
     check_plugin,
     describe_value,
     unknown_field_message,
     unknown_plugin_field_problems,
 )
+from engine.model.profiles import DEFAULT_PROFILE, PROFILES, UPSTREAM_V047
+from engine.model.quantity import QuantityError, parse_quantity
 from engine.model.tags import parse_tags
 
 DEFAULT_IMAGE = "ghcr.io/buildkite/agent:3.87.1"
@@ -123,7 +126,7 @@ NO_COMMAND_MODIFICATION = (
     "Specify the command in the job's command field instead"
 )
 REDACTED = "[REDACTED]"
-_SECRET_KEYS = ("buildkite-token",)
+_SECRET_KEYS = ("buildkite-token", "integration-test-buildkite-token")
 
 
 class ConfigError(ValueError):
@@ -211,8 +214,6 @@ def _kubernetes_check(kind: str) -> Callable[[Any], Any]:
         problems = _kubernetes_problems(wrap(value), prefix)
         if kind == "Volume" and isinstance(value, dict) and not value.get("name"):
             problems.append((".name", "required: a volume needs a name to be mounted"))
-        if kind == "PodSpec" and isinstance(value, dict):
-            problems.extend(_command_modifications(value))
         if problems:
             raise PydanticCustomError(
                 "kubernetes_object", "invalid Kubernetes object", {"problems": problems}
@@ -230,6 +231,11 @@ _KUBERNETES_SLOTS: dict[str, tuple[Callable[[Any], Any], str]] = {
         "checkout.gitCredentialsSecret",
     ),
     "[EnvFromSource]": (lambda value: {"gitEnvFrom": list(value)}, "gitEnvFrom"),
+    "[VolumeMount]": (lambda value: {"extraVolumeMounts": list(value)}, "extraVolumeMounts"),
+    "ResourceRequirements": (
+        lambda value: {"podSpec": {"containers": [{"name": "c", "resources": value}]}},
+        "podSpec.containers[0].resources",
+    ),
 }
 _PROBLEM = re.compile(r'^((?:\.[^.\[\]:"]+|\[\d+\]|\["[^"]*"\])*): (.*)$', re.DOTALL)
 
@@ -237,12 +243,12 @@ _PROBLEM = re.compile(r'^((?:\.[^.\[\]:"]+|\[\d+\]|\["[^"]*"\])*): (.*)$', re.DO
 def _kubernetes_problems(document: Any, prefix: str) -> list[tuple[str, str]]:
     """``(sub-path, message)`` pairs for the value at ``prefix`` inside ``document``."""
     found: list[tuple[str, str]] = []
-    for problem in check_plugin(document):
+    for problem in check_plugin(document, head=True):
         match = _PROBLEM.match(problem.removeprefix(prefix))
         found.append((match.group(1), match.group(2)) if match else ("", problem))
     found.extend(
         (path.removeprefix(prefix), message.replace("unknown field", "unknown key", 1))
-        for path, message in unknown_plugin_field_problems(document)
+        for path, message in unknown_plugin_field_problems(document, head=True)
     )
     return found
 
@@ -305,7 +311,26 @@ EnvFromList = Annotated[
     WithJsonSchema({"type": "array", "items": {_KUBERNETES_REF: "EnvFromSource"}}),
     _Kind("list of Kubernetes EnvFromSource"),
 ]
-KUBERNETES_TYPES = ("PodSpec", "Volume", "SecretVolumeSource", "EnvFromSource")
+VolumeMountList = Annotated[
+    tuple[dict[str, JSON], ...],
+    AfterValidator(_kubernetes_check("[VolumeMount]")),
+    WithJsonSchema({"type": "array", "items": {_KUBERNETES_REF: "VolumeMount"}}),
+    _Kind("list of Kubernetes VolumeMount"),
+]
+ResourceRequirements = Annotated[
+    dict[str, JSON],
+    AfterValidator(_kubernetes_check("ResourceRequirements")),
+    WithJsonSchema({_KUBERNETES_REF: "ResourceRequirements"}),
+    _Kind("Kubernetes ResourceRequirements"),
+]
+KUBERNETES_TYPES = (
+    "PodSpec",
+    "Volume",
+    "SecretVolumeSource",
+    "EnvFromSource",
+    "VolumeMount",
+    "ResourceRequirements",
+)
 """The Kubernetes definitions the config schema refers to (``#/$defs/<name>``)."""
 
 
@@ -469,6 +494,20 @@ def _key(alias: str, default: Any, description: str, *, env: bool = False, **con
     )
 
 
+PROFILE_EXTRA = "x-profile"
+"""Schema extra marking a key that only the named profile's policies read."""
+
+
+def _head_key(alias: str, default: Any, description: str, *, env: bool = False, **constraints: Any) -> Any:
+    """A key of agent-stack-k8s v0.21-v0.47 that the upstream-v0.47 profile's policies read (the
+    default profile ignores it, and says so: :meth:`ControllerConfig.notices`)."""
+    field = _key(alias, default, description, env=env, **constraints)
+    extra = dict(field.json_schema_extra or {})
+    extra[PROFILE_EXTRA] = UPSTREAM_V047
+    field.json_schema_extra = extra
+    return field
+
+
 _ENV_OVERRIDES = {"id": "BUILDKITE_K8S_STACK_CONTROLLER_ID"}  # upstream's name; a bare ID would clash
 
 
@@ -479,6 +518,15 @@ def env_var_name(key: str) -> str:
 
 class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AdditionalHook(_Block):
+    """One ``agent-config.additional-hooks`` entry: a volume of hooks and where it is mounted."""
+
+    path: Annotated[str, Field(min_length=1)] = _key(
+        "path", ..., "Where the volume is mounted (and listed in BUILDKITE_ADDITIONAL_HOOKS_PATHS)."
+    )
+    volume: Volume = _key("volume", ..., "The volume holding the hooks (a name is required).")
 
 
 class AgentConfig(_Block):
@@ -587,6 +635,43 @@ class AgentConfig(_Block):
     verification_jwks_volume: Volume | None = _key(
         "verificationJWKSVolume", None, "Volume holding the verification key, mounted in the agent container."
     )
+    # --- agent-config keys of agent-stack-k8s v0.41-v0.47 (reference §11.2); profile upstream-v0.47 ---
+    tracing_backend: str | None = _head_key(
+        "tracing-backend", None, "Agent tracing backend, e.g. opentelemetry (BUILDKITE_TRACING_BACKEND)."
+    )
+    tracing_service_name: str | None = _head_key(
+        "tracing-service-name", None, "Service name in traces (BUILDKITE_TRACING_SERVICE_NAME)."
+    )
+    tracing_propagate_traceparent: bool | None = _head_key(
+        "tracing-propagate-traceparent",
+        None,
+        "Propagate the traceparent of the job (BUILDKITE_TRACING_PROPAGATE_TRACEPARENT).",
+    )
+    git_skip_fetch_existing_commits: bool | None = _head_key(
+        "git-skip-fetch-existing-commits",
+        None,
+        "Skip git fetch when the commit is already checked out (BUILDKITE_GIT_SKIP_FETCH_EXISTING_COMMITS).",
+    )
+    container_start_timeout: NonNegativeDuration | None = _head_key(
+        "container-start-timeout",
+        None,
+        "How long the agent waits for the checkout and command containers to connect before it fails the "
+        "job (BUILDKITE_KUBERNETES_CONTAINER_START_TIMEOUT; the agent's default is 5m).",
+    )
+    additional_hooks_paths: StringList | None = _head_key(
+        "additional-hooks-paths",
+        None,
+        "Directories of hooks already in the images, run after the standard hooks "
+        "(BUILDKITE_ADDITIONAL_HOOKS_PATHS, before the additional-hooks paths).",
+    )
+    additional_hooks: Annotated[tuple[AdditionalHook, ...], _Kind("list of {path, volume}")] | None = (
+        _head_key(
+            "additional-hooks",
+            None,
+            "Hook volumes: each volume is added to the pod and mounted at its path in the agent, checkout "
+            "and command containers, and the path is added to BUILDKITE_ADDITIONAL_HOOKS_PATHS.",
+        )
+    )
 
 
 class GitMirrors(_Block):
@@ -631,6 +716,12 @@ class CheckoutParams(_Block):
         "Secret with a .git-credentials file, used through git's store credential helper.",
     )
     env_from: EnvFromList | None = _key("envFrom", None, "Env sources added to the checkout container.")
+    checkout_flags: str | None = _head_key(
+        "checkoutFlags", None, "git checkout flags (BUILDKITE_GIT_CHECKOUT_FLAGS)."
+    )
+    extra_volume_mounts: VolumeMountList | None = _head_key(
+        "extraVolumeMounts", None, "Volume mounts added to the checkout container."
+    )
 
 
 class CommandParams(_Block):
@@ -643,12 +734,18 @@ class CommandParams(_Block):
         "quoted onto the last), vector (every item shell-quoted) or legacy (joined unquoted).",
     )
     env_from: EnvFromList | None = _key("envFrom", None, "Env sources added to every command container.")
+    extra_volume_mounts: VolumeMountList | None = _head_key(
+        "extraVolumeMounts", None, "Volume mounts added to every command container."
+    )
 
 
 class SidecarParams(_Block):
     """Defaults for sidecar containers (reference §1.7)."""
 
     env_from: EnvFromList | None = _key("envFrom", None, "Env sources added to every sidecar.")
+    extra_volume_mounts: VolumeMountList | None = _head_key(
+        "extraVolumeMounts", None, "Volume mounts added to every sidecar."
+    )
 
 
 class Metadata(_Block):
@@ -660,7 +757,314 @@ class Metadata(_Block):
     )
 
 
-class ControllerConfig(_Block):
+# --- keys of agent-stack-k8s v0.21-v0.47 (reference §11.2) --------------------------------------------
+#
+# Kept in their own block (the mixin below) so the keys of other controller modes merge beside them.
+# The ones the upstream-v0.47 profile's policies read are marked with _head_key; with the default
+# profile they are accepted and ignored, with a notice. Runtime keys this controller does not act on
+# are accepted with a notice too (NO_EFFECT). Cross-key rules are in _head_key_problems.
+
+PULL_POLICIES = ("", "Always", "IfNotPresent", "Never")
+LOG_FORMATS = ("logfmt", "json", "text")
+"""upstream's two, and ``text``: this project's name for logfmt-style lines."""
+LOG_LEVELS = ("debug", "info", "warn", "error")
+JOB_NAME_MAX = 63
+JOB_UUID_LENGTH = 36
+JOB_PREFIX_MAX = JOB_NAME_MAX - JOB_UUID_LENGTH
+"""A Job's name becomes its pods' ``job-name`` label, at most 63 characters: the prefix gets 27."""
+_JOB_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]*)?$")
+
+
+def _one_of(values: tuple[str, ...], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in values:
+            shown = ", ".join(json.dumps(v) for v in values)
+            raise ValueError(f"invalid {what} {json.dumps(value, ensure_ascii=False)} (valid: {shown})")
+        return value
+
+    return AfterValidator(check)
+
+
+def _quantity_string(value: Any) -> Any:
+    try:
+        parse_quantity(value)
+    except QuantityError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _job_prefix(value: str) -> str:
+    if not value:
+        raise ValueError("required: Jobs are named <job-prefix><job uuid>")
+    if len(value) > JOB_PREFIX_MAX or _JOB_PREFIX.match(value) is None:
+        raise ValueError(
+            f"{json.dumps(value)} cannot start a Job name: at most {JOB_PREFIX_MAX} lowercase letters, "
+            f"digits, '-' and '.', starting with a letter or digit (the {JOB_UUID_LENGTH}-character job "
+            f"uuid follows, and the name must fit the {JOB_NAME_MAX}-character job-name label)"
+        )
+    return value
+
+
+PullPolicy = Annotated[
+    str,
+    _one_of(PULL_POLICIES, "image pull policy"),
+    WithJsonSchema({"type": "string", "enum": list(PULL_POLICIES)}),
+    _Kind("pull policy: Always, IfNotPresent, Never or empty"),
+]
+LogFormat = Annotated[
+    str,
+    _one_of(LOG_FORMATS, "log format"),
+    WithJsonSchema({"type": "string", "enum": list(LOG_FORMATS)}),
+    _Kind("logfmt (or text) or json"),
+]
+LogLevel = Annotated[
+    str,
+    _one_of(LOG_LEVELS, "log level"),
+    WithJsonSchema({"type": "string", "enum": list(LOG_LEVELS)}),
+    _Kind("debug, info, warn or error"),
+]
+ProfileName = Annotated[
+    str,
+    _one_of(tuple(PROFILES), "profile"),
+    WithJsonSchema({"type": "string", "enum": list(PROFILES)}),
+    _Kind(f"profile: {', '.join(PROFILES)}"),
+]
+QuantityString = Annotated[
+    str,
+    BeforeValidator(
+        lambda value: str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    ),
+    AfterValidator(_quantity_string),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}]}),
+    _Kind("Kubernetes quantity"),
+]
+JobPrefix = Annotated[
+    str,
+    AfterValidator(_job_prefix),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": JOB_PREFIX_MAX, "pattern": _JOB_PREFIX.pattern}
+    ),
+]
+
+
+class ResourceClass(_Block):
+    """One ``resource-classes`` entry (agent-stack-k8s v0.31+, ``podResource`` v0.42+): what a job
+    asking for it with the agent tag ``resource_class`` gets."""
+
+    resource: ResourceRequirements | None = _key(
+        "resource", None, "Requests and limits merged key by key into every command container's resources."
+    )
+    pod_resource: ResourceRequirements | None = _key(
+        "podResource",
+        None,
+        "Pod-level resources (spec.resources; Kubernetes 1.34+, kubernetes-version 1.34).",
+    )
+    node_selector: dict[str, str] | None = _key("nodeSelector", None, "Merged into the pod's nodeSelector.")
+
+
+class _UpstreamHeadKeys(_Block):
+    """The top-level keys agent-stack-k8s added in v0.21-v0.47 (reference §11.2), except the ones of the
+    Stacks API mode (queue, reservation-expiry-seconds, pagination, query-reset-interval, http-timeout)."""
+
+    profile: ProfileName = _key(
+        "profile",
+        DEFAULT_PROFILE,
+        "Which agent-stack-k8s release the pods are built like: default (v0.20.2, with the defects later "
+        f"releases fixed) or {UPSTREAM_V047} (v0.47.0; loads policies/profiles/{UPSTREAM_V047} after the "
+        "default policies and needs kubernetes-version 1.29 or later).",
+        env=True,
+    )
+    job_prefix: JobPrefix = _head_key(
+        "job-prefix", "buildkite-", "Name prefix of every Job: <job-prefix><job uuid>.", env=True
+    )
+    job_active_deadline_seconds: PositiveInteger = _head_key(
+        "job-active-deadline-seconds",
+        21600,
+        "The Job's activeDeadlineSeconds (a step's jobActiveDeadlineSeconds > 0 wins).",
+        env=True,
+    )
+    default_image_pull_policy: PullPolicy = _head_key(
+        "default-image-pull-policy",
+        "",
+        "Pull policy of containers that set none (and of agent, checkout, copy-agent); empty: Always, or "
+        "IfNotPresent for an image pinned by digest.",
+        env=True,
+    )
+    default_image_check_pull_policy: PullPolicy = _head_key(
+        "default-image-check-pull-policy",
+        "",
+        "Pull policy of the imagecheck-* init containers for images whose containers set none; empty: "
+        "default-image-pull-policy, else as above.",
+        env=True,
+    )
+    skip_image_check_containers: bool = _head_key(
+        "skip-image-check-containers",
+        False,
+        "Add no imagecheck-* init containers (image references are still checked).",
+        env=True,
+    )
+    image_check_container_cpu_limit: QuantityString = _head_key(
+        "image-check-container-cpu-limit", "200m", "CPU limit of each imagecheck-* container.", env=True
+    )
+    image_check_container_memory_limit: QuantityString = _head_key(
+        "image-check-container-memory-limit",
+        "128Mi",
+        "Memory limit of each imagecheck-* container.",
+        env=True,
+    )
+    allow_pod_spec_patch_unsafe_command_modification: bool = _head_key(
+        "allow-pod-spec-patch-unsafe-command-modification",
+        False,
+        "Let pod-spec-patch and a step's podSpecPatch change the command or args of the agent, checkout, "
+        "copy-agent and imagecheck-* containers (a command container's change always becomes its "
+        "BUILDKITE_COMMAND).",
+        env=True,
+    )
+    workspace_mount_sub_path_expr: str = _head_key(
+        "workspace-mount-sub-path-expr",
+        "",
+        "subPathExpr of every /workspace mount (e.g. $(POD_NAME) to share one volume).",
+    )
+    resource_classes: Annotated[dict[str, ResourceClass], _Kind("map of name to resource class")] | None = (
+        _head_key(
+            "resource-classes",
+            None,
+            "Named resource classes a job selects with the agent tag resource_class (agents: "
+            "{resource_class: NAME}).",
+        )
+    )
+    default_resource_class_name: str = _head_key(
+        "default-resource-class-name",
+        "",
+        "The resource class of jobs without a resource_class tag; must name one of resource-classes.",
+    )
+    enable_completion_watcher: bool = _key(
+        "enable-completion-watcher",
+        True,
+        "Stop the pod's other containers (a deadline on the Job) once the agent container has finished.",
+        env=True,
+    )
+    enable_queue_pause: bool = _key(
+        "enable-queue-pause",
+        False,
+        "Accepted for compatibility: upstream has ignored it since v0.28.0, and so does this controller.",
+        env=True,
+    )
+    work_queue_limit: Integer = _key(
+        "work-queue-limit",
+        1000000,
+        "Most jobs waiting for a max-in-flight token (upstream's priority work queue).",
+        env=True,
+        ge=1,
+    )
+    k8s_client_rate_limiter_qps: Integer = _key(
+        "k8s-client-rate-limiter-qps",
+        10,
+        "Kubernetes client requests per second (upstream's client).",
+        env=True,
+        ge=0,
+    )
+    k8s_client_rate_limiter_burst: Integer = _key(
+        "k8s-client-rate-limiter-burst", 20, "Kubernetes client burst (upstream's client).", env=True, ge=0
+    )
+    log_format: LogFormat = _key("log-format", "logfmt", "Log format: logfmt (text) or json.", env=True)
+    log_level: LogLevel = _key("log-level", "info", "Log level; debug: true forces debug.", env=True)
+    no_color: bool = _key(
+        "no-color", False, "No colours in the log (this controller never colours it).", env=True
+    )
+    log_http_payloads: bool = _key(
+        "log-http-payloads",
+        False,
+        "Accepted for compatibility; this controller never logs HTTP payloads (they may hold secrets).",
+        env=True,
+    )
+    integration_test_buildkite_token: str = _key(
+        "integration-test-buildkite-token",
+        "",
+        "Upstream's test-harness token; accepted and unused.",
+        env=True,
+    )
+
+
+NO_EFFECT: dict[str, str] = {
+    "enable-queue-pause": "accepted, but it does nothing: agent-stack-k8s has ignored it since v0.28.0",
+    "work-queue-limit": "accepted, but this controller has no priority work queue to limit",
+    "k8s-client-rate-limiter-qps": "accepted, but this controller's Kubernetes client does not rate-limit",
+    "k8s-client-rate-limiter-burst": "accepted, but this controller's Kubernetes client does not rate-limit",
+    "log-http-payloads": "accepted, but this controller never logs HTTP payloads",
+    "integration-test-buildkite-token": "accepted, but only upstream's test harness uses it",
+}
+"""Keys accepted so upstream configs load unchanged, and the notice given when one is set."""
+
+
+def _head_key_problems(config: ControllerConfig) -> list[tuple[tuple[PathSegment, ...], str]]:
+    """The rules between keys (reference §11.1), as ``(path, message)``."""
+    problems: list[tuple[tuple[PathSegment, ...], str]] = []
+    head = config.profile == UPSTREAM_V047
+    profile = PROFILES[config.profile]
+    minimum = profile.minimum_kubernetes_version
+    if minimum is not None and version_key(config.kubernetes_version) < version_key(minimum):
+        supported = ", ".join(v for v in KUBERNETES_VERSIONS if version_key(v) >= version_key(minimum))
+        problems.append(
+            (
+                ("kubernetes-version",),
+                f"profile {config.profile} needs kubernetes-version {minimum} or later (its sidecars are "
+                f"native: init containers with restartPolicy Always); supported: {supported}",
+            )
+        )
+    name = config.default_resource_class_name
+    if name and not config.resource_classes:
+        problems.append(
+            (
+                ("default-resource-class-name",),
+                f"default-resource-class-name {json.dumps(name)} specified but no resource-classes defined",
+            )
+        )
+    elif name and config.resource_classes is not None and name not in config.resource_classes:
+        problems.append(
+            (
+                ("default-resource-class-name",),
+                f"default-resource-class-name {json.dumps(name)} not found in resource-classes "
+                f"(defined: {', '.join(sorted(config.resource_classes))})",
+            )
+        )
+    if head:
+        reference = parse_image_reference(config.image)
+        if not reference.valid:
+            problems.append((("image",), f"{reference.error} {json.dumps(config.image)}"))
+    patch = config.pod_spec_patch or {}
+    unsafe = head and config.allow_pod_spec_patch_unsafe_command_modification
+    for key in ("containers",):
+        containers = patch.get(key)
+        if not isinstance(containers, list):
+            continue
+        for index, container in enumerate(containers):
+            if not isinstance(container, dict):
+                continue
+            image = container.get("image")
+            if head and isinstance(image, str) and has_upper_case_name(image):
+                problems.append(
+                    (
+                        ("pod-spec-patch", key, index, "image"),
+                        f"{json.dumps(image)}: image names must be lowercase",
+                    )
+                )
+            if unsafe:
+                continue
+            for field in ("command", "args"):
+                if container.get(field):
+                    problems.append(
+                        (
+                            ("pod-spec-patch", key, index, field),
+                            NO_COMMAND_MODIFICATION
+                            + (" (or set allow-pod-spec-patch-unsafe-command-modification)" if head else ""),
+                        )
+                    )
+                    break
+    return problems
+
+
+class ControllerConfig(_UpstreamHeadKeys):
     """The whole controller config (reference §1.3 and §11.2). Build it with :func:`parse_config` or
     :func:`resolve_config`; it is immutable."""
 
@@ -831,8 +1235,32 @@ class ControllerConfig(_Block):
     @classmethod
     def _null_means_unset(cls, data: Any) -> Any:
         if isinstance(data, Mapping):
-            return {key: value for key, value in data.items() if value is not None}
+            data = {key: value for key, value in data.items() if value is not None}
+            minimum = PROFILES.get(str(data.get("profile", DEFAULT_PROFILE)))
+            if (
+                minimum is not None
+                and minimum.minimum_kubernetes_version
+                and "kubernetes-version" not in data
+            ):
+                data["kubernetes-version"] = minimum.minimum_kubernetes_version
         return data
+
+    def notices(self) -> list[str]:
+        """One ``key: message`` line per key that was set but does nothing here: a key of another
+        profile, or one upstream's runtime reads and this controller does not (:data:`NO_EFFECT`)."""
+        lines: list[str] = []
+        for key, field in _set_fields(self, ""):
+            if key in NO_EFFECT:
+                lines.append(f"{key}: {NO_EFFECT[key]}")
+                continue
+            extra = field.json_schema_extra
+            wanted = extra.get(PROFILE_EXTRA) if isinstance(extra, dict) else None
+            if isinstance(wanted, str) and wanted != self.profile:
+                lines.append(
+                    f"{key}: only the {wanted} profile reads this key; with profile {self.profile} it "
+                    "does nothing (set profile: {wanted})".replace("{wanted}", wanted)
+                )
+        return lines
 
     def expression_view(self) -> dict[str, JSON]:
         """The config as policies see it (``config.*``); see the module docstring for the mapping.
@@ -875,6 +1303,18 @@ class ControllerConfig(_Block):
         return data
 
 
+def _set_fields(model: BaseModel, prefix: str) -> Iterator[tuple[str, FieldInfo]]:
+    """The (dotted key, field) of every field explicitly set, nested blocks included."""
+    fields = type(model).model_fields
+    for name in sorted(model.model_fields_set, key=list(fields).index):
+        field = fields[name]
+        key = prefix + str(field.alias)
+        yield key, field
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            yield from _set_fields(value, key + ".")
+
+
 def _has_flag(field: FieldInfo) -> bool:
     extra = field.json_schema_extra
     return isinstance(extra, dict) and "x-env" in extra
@@ -909,6 +1349,8 @@ def _view_value(value: Any) -> JSON:
         return _view(value)
     if isinstance(value, tuple):
         return [_view_value(item) for item in value]
+    if isinstance(value, dict) and any(isinstance(item, BaseModel) for item in value.values()):
+        return {key: _view_value(item) for key, item in value.items()}  # names (resource classes) kept
     return value
 
 
@@ -979,12 +1421,21 @@ def _validate(
     if not isinstance(data, Mapping):
         raise ConfigError([f"{source}: expected a map of config keys, got {describe_value(data)}"])
     try:
-        return ControllerConfig.model_validate(data)
+        config = ControllerConfig.model_validate(data)
     except ValidationError as exc:
         lines = list(_problem_lines(exc, source, origins, located))
         if located is not None:  # in file order, as an editor shows them
             lines.sort(key=lambda line: _position_of(line, source))
         raise ConfigError(lines) from None
+    problems = _head_key_problems(config)
+    if problems:
+        lines = [
+            f"{origins.get(str(path[0])) or _where(source, located, path, key=False)}: "
+            f"{render_path(path)}: {message}"
+            for path, message in problems
+        ]
+        raise ConfigError(lines)
+    return config
 
 
 def _problem_lines(
@@ -1102,6 +1553,26 @@ def _walk_fields(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, Fie
         block = _block_type(field)
         if block is not None:
             yield from _walk_fields(block, key + ".")
+            continue
+        nested = _collection_block(field)
+        if nested is not None:
+            block, separator = nested
+            yield from _walk_fields(block, key + separator)
+
+
+def _collection_block(field: FieldInfo) -> tuple[type[BaseModel], str] | None:
+    """The block type of a list (``key[].``) or name-keyed map (``key.<name>.``) of blocks."""
+    pending = [field.annotation]
+    while pending:
+        annotation = pending.pop()
+        origin = get_origin(annotation)
+        args = get_args(annotation)
+        if origin in (tuple, dict) and args:
+            item = args[0] if origin is tuple else args[1]
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                return item, "[]." if origin is tuple else ".<name>."
+        pending.extend(a for a in args if a is not Ellipsis)
+    return None
 
 
 def _block_type(field: FieldInfo) -> type[BaseModel] | None:
@@ -1139,6 +1610,8 @@ def _type_label(field: FieldInfo) -> str:
 
 def _default_label(field: FieldInfo) -> str:
     default = field.default
+    if field.is_required():
+        return "required"
     if default is None:
         return "unset"
     if _kind(field) == _Kind("duration"):

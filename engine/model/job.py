@@ -271,12 +271,15 @@ class PluginFacts:
     kubernetes_warnings: tuple[str, ...] = ()
 
 
-def split_plugins(raw: str | None) -> PluginFacts:
+def split_plugins(raw: str | None, *, head: bool = False) -> PluginFacts:
     """Decode ``BUILDKITE_PLUGINS`` into the kubernetes plugin and the others (reference §2.1).
 
     Several kubernetes entries merge key by key, later entries winning, like upstream's repeated
     decoding into one struct. The other plugins are re-serialised compactly with sorted keys so the
     env var is byte-for-byte deterministic.
+
+    ``head`` decodes the kubernetes plugin as agent-stack-k8s v0.47 does (its later fields known; see
+    :func:`engine.model.plugin.check_plugin`), for the upstream-v0.47 profile.
 
     Input beyond :mod:`engine.model.limits` (too large, too deep, numbers outside 64 bits) is a
     ``plugins_error`` found before anything recursive touches it, and a kubernetes config carrying the
@@ -335,7 +338,7 @@ def split_plugins(raw: str | None) -> PluginFacts:
         return PluginFacts(
             has_kubernetes=True, kubernetes_error=f"failed parsing Kubernetes plugin: {reserved}"
         )
-    problems = check_plugin(kubernetes) if kubernetes is not None else []
+    problems = check_plugin(kubernetes, head=head) if kubernetes is not None else []
     others_json = json.dumps(others, sort_keys=True, separators=(",", ":")) if others else ""
     return PluginFacts(
         kubernetes=kubernetes if not problems else None,
@@ -343,7 +346,7 @@ def split_plugins(raw: str | None) -> PluginFacts:
         others=tuple(others),
         others_json=others_json,
         kubernetes_error=("failed parsing Kubernetes plugin: " + "; ".join(problems)) if problems else None,
-        kubernetes_warnings=tuple(plugin_warnings(kubernetes))
+        kubernetes_warnings=tuple(plugin_warnings(kubernetes, head=head))
         if kubernetes is not None and not problems
         else (),
     )
@@ -359,14 +362,15 @@ def _is_kubernetes_key(key: str) -> bool:
     return base in (KUBERNETES_PLUGIN_KEY, "kubernetes")
 
 
-def job_facts(job: BuildkiteJob) -> dict[str, JSON]:
+def job_facts(job: BuildkiteJob, *, head: bool = False) -> dict[str, JSON]:
     """The expression-context roots derived from one job: ``job``, ``tags``, ``pipeline``, ``build``,
-    ``step`` and ``plugin``. Computed once per job; the engine never re-derives them.
+    ``step`` and ``plugin``. Computed once per job; the engine never re-derives them. ``head``: the
+    plugin is decoded as agent-stack-k8s v0.47 does (the upstream-v0.47 profile).
 
     ``pipeline``, ``build`` and ``step`` are Buildkite's fields of the job (see the module docstring);
     everything else here is the pipeline author's input."""
     env = job.env_map
-    plugins = split_plugins(env.get("BUILDKITE_PLUGINS"))
+    plugins = split_plugins(env.get("BUILDKITE_PLUGINS"), head=head)
     tags: dict[str, str] = {}
     for rule in job.agent_query_rules:
         key, sep, value = rule.partition("=")

@@ -5,6 +5,8 @@ Read by ``engine.model.plugin`` to type-check plugin configs like Go's lenient J
 Type expressions: a scalar kind (string, boolean, int32, int64, number, quantity, int-or-string,
 time, any), a struct name, "[T]" (list of T), "{T}" (map of string to T), or an ENUMS name.
 Kubernetes API target v1.20; the definitions come from v1.25 (the oldest bundled), a superset.
+HEAD_FIELDS: plugin fields of later agent-stack-k8s releases, read only by the upstream-v0.47
+profile (with the default profile they are unknown fields, as they were to v0.20.2).
 """
 
 SOURCE = "v1.25.0-local"
@@ -16,6 +18,13 @@ TIME_PATTERN = (
 
 ENUMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Interposer": ("command interposer", ("", "buildkite", "legacy", "vector")),
+}
+
+HEAD_FIELDS: dict[str, tuple[str, ...]] = {
+    "CheckoutParams": ("checkoutFlags", "extraVolumeMounts"),
+    "CommandParams": ("extraVolumeMounts",),
+    "KubernetesPlugin": ("jobActiveDeadlineSeconds", "podTemplate"),
+    "SidecarParams": ("extraVolumeMounts",),
 }
 
 STRUCTS: dict[str, dict[str, str]] = {
@@ -63,9 +72,11 @@ STRUCTS: dict[str, dict[str, str]] = {
         "user": "string",
     },
     "CheckoutParams": {
+        "checkoutFlags": "string",
         "cleanFlags": "string",
         "cloneFlags": "string",
         "envFrom": "[EnvFromSource]",
+        "extraVolumeMounts": "[VolumeMount]",
         "fetchFlags": "string",
         "gitCredentialsSecret": "SecretVolumeSource",
         "gitMirrors": "GitMirrors",
@@ -81,6 +92,7 @@ STRUCTS: dict[str, dict[str, str]] = {
     },
     "CommandParams": {
         "envFrom": "[EnvFromSource]",
+        "extraVolumeMounts": "[VolumeMount]",
         "interposer": "Interposer",
     },
     "ConfigMapEnvSource": {
@@ -285,9 +297,11 @@ STRUCTS: dict[str, dict[str, str]] = {
         "commandParams": "CommandParams",
         "extraVolumeMounts": "[VolumeMount]",
         "gitEnvFrom": "[EnvFromSource]",
+        "jobActiveDeadlineSeconds": "int64",
         "metadata": "Metadata",
         "podSpec": "PodSpec",
         "podSpecPatch": "PodSpec",
+        "podTemplate": "string",
         "sidecarParams": "SidecarParams",
         "sidecars": "[Container]",
     },
@@ -591,6 +605,7 @@ STRUCTS: dict[str, dict[str, str]] = {
     },
     "SidecarParams": {
         "envFrom": "[EnvFromSource]",
+        "extraVolumeMounts": "[VolumeMount]",
     },
     "StorageOSVolumeSource": {
         "fsType": "string",

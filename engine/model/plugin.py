@@ -40,10 +40,13 @@ class PluginTypeError(ValueError):
         super().__init__("; ".join(self.problems))
 
 
-def check_plugin(config: JSON) -> list[str]:
-    """Type problems of a plugin config, ``[]`` when Go would decode it. Unknown fields are ignored."""
+def check_plugin(config: JSON, *, head: bool = False) -> list[str]:
+    """Type problems of a plugin config, ``[]`` when Go would decode it. Unknown fields are ignored.
+
+    ``head``: decode like agent-stack-k8s v0.47 (the fields of ``k8s_types.HEAD_FIELDS`` are known);
+    otherwise like v0.20.2, to which they are unknown fields."""
     problems: list[str] = []
-    _PLUGIN.check(config, (), None, problems)
+    (_PLUGIN_HEAD if head else _PLUGIN).check(config, (), None, problems)
     return problems
 
 
@@ -54,24 +57,25 @@ def validate_plugin(config: JSON) -> None:
         raise PluginTypeError(problems)
 
 
-def unknown_plugin_fields(config: JSON) -> list[str]:
+def unknown_plugin_fields(config: JSON, *, head: bool = False) -> list[str]:
     """Paths (``podSpec.containers[0].imagee``) of fields neither the plugin nor Kubernetes defines."""
-    return [path for path, _ in unknown_plugin_field_problems(config)]
+    return [path for path, _ in unknown_plugin_field_problems(config, head=head)]
 
 
-def unknown_plugin_field_problems(config: JSON) -> list[tuple[str, str]]:
+def unknown_plugin_field_problems(config: JSON, *, head: bool = False) -> list[tuple[str, str]]:
     """``(path, message)`` for every unknown field, the message with a "did you mean" when a known
-    field of the same object is close (the words ``engine lint`` uses)."""
+    field of the same object is close (the words ``engine lint`` uses); ``head`` as for
+    :func:`check_plugin`."""
     found: list[tuple[str, str]] = []
-    _PLUGIN.unknown(config, (), found)
+    (_PLUGIN_HEAD if head else _PLUGIN).unknown(config, (), found)
     return found
 
 
-def plugin_warnings(config: JSON) -> list[str]:
+def plugin_warnings(config: JSON, *, head: bool = False) -> list[str]:
     """The run-time warnings for a job's plugin: each field upstream's decoder silently ignores."""
     return [
         f"kubernetes plugin: {path}: {message}; it is ignored, so the pod is built without it"
-        for path, message in unknown_plugin_field_problems(config)
+        for path, message in unknown_plugin_field_problems(config, head=head)
     ]
 
 
@@ -374,4 +378,14 @@ def _compile(structs: dict[str, dict[str, str]], enums: dict[str, tuple[str, tup
     return struct_checkers[k8s_types.ROOT]
 
 
-_PLUGIN = _compile(k8s_types.STRUCTS, k8s_types.ENUMS)
+def _without_head_fields(structs: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The table as agent-stack-k8s v0.20.2 knew it: without the fields later releases added."""
+    later = k8s_types.HEAD_FIELDS
+    return {
+        name: {field: t for field, t in fields.items() if field not in later.get(name, ())}
+        for name, fields in structs.items()
+    }
+
+
+_PLUGIN = _compile(_without_head_fields(k8s_types.STRUCTS), k8s_types.ENUMS)
+_PLUGIN_HEAD = _compile(k8s_types.STRUCTS, k8s_types.ENUMS)

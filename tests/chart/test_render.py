@@ -356,6 +356,13 @@ def test_runs_engine_run_with_the_documented_flags() -> None:
     assert "command" not in container  # the image's ENTRYPOINT ["engine"] stays in charge
 
 
+def test_upstreams_config_log_format_is_not_overridden_by_the_flag() -> None:
+    """An upstream values file sets ``config.log-format``; the chart's own ``logFormat`` flag would
+    override the file, so it is left out then."""
+    container = controller_container(render(set_args=(*TOKENS, "--set", "config.log-format=json")))
+    assert "--log-format" not in container["args"]
+
+
 @pytest.mark.parametrize("health_port", [None, 9000])
 def test_probes_hit_healthz_and_readyz_on_the_health_port(health_port: int | None) -> None:
     extra = ("--set", f"healthPort={health_port}") if health_port else ()

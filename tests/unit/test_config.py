@@ -9,6 +9,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import typing
 from typing import Any
 
 import jsonschema
@@ -54,7 +55,33 @@ def only_problem(data: Any) -> str:
 
 # --- defaults and the upstream example --------------------------------------------------------------
 
+HEAD_DEFAULTS = {
+    "profile": "default",
+    "job-prefix": "buildkite-",
+    "job-active-deadline-seconds": 21600,
+    "default-image-pull-policy": "",
+    "default-image-check-pull-policy": "",
+    "skip-image-check-containers": False,
+    "image-check-container-cpu-limit": "200m",
+    "image-check-container-memory-limit": "128Mi",
+    "allow-pod-spec-patch-unsafe-command-modification": False,
+    "workspace-mount-sub-path-expr": "",
+    "default-resource-class-name": "",
+    "enable-completion-watcher": True,
+    "enable-queue-pause": False,
+    "work-queue-limit": 1000000,
+    "k8s-client-rate-limiter-qps": 10,
+    "k8s-client-rate-limiter-burst": 20,
+    "log-format": "logfmt",
+    "log-level": "info",
+    "no-color": False,
+    "log-http-payloads": False,
+    "integration-test-buildkite-token": "",
+}
+"""The defaults of the keys agent-stack-k8s added in v0.21-v0.47 (reference §11.2)."""
+
 DEFAULTS = {
+    **HEAD_DEFAULTS,
     "agent-token-secret": "buildkite-agent-token",
     "controller-service-account": "",
     "controller-secrets": [],
@@ -553,7 +580,28 @@ def test_flag_beats_env_beats_file_beats_default() -> None:
 
 
 def test_env_names_are_upper_snake_case_without_prefix_except_the_id() -> None:
-    assert sorted(env_var_name(key) for key in FLAG_KEYS) == [
+    head = {
+        "ALLOW_POD_SPEC_PATCH_UNSAFE_COMMAND_MODIFICATION",
+        "DEFAULT_IMAGE_CHECK_PULL_POLICY",
+        "DEFAULT_IMAGE_PULL_POLICY",
+        "ENABLE_COMPLETION_WATCHER",
+        "ENABLE_QUEUE_PAUSE",
+        "IMAGE_CHECK_CONTAINER_CPU_LIMIT",
+        "IMAGE_CHECK_CONTAINER_MEMORY_LIMIT",
+        "INTEGRATION_TEST_BUILDKITE_TOKEN",
+        "JOB_ACTIVE_DEADLINE_SECONDS",
+        "JOB_PREFIX",
+        "K8S_CLIENT_RATE_LIMITER_BURST",
+        "K8S_CLIENT_RATE_LIMITER_QPS",
+        "LOG_FORMAT",
+        "LOG_HTTP_PAYLOADS",
+        "LOG_LEVEL",
+        "NO_COLOR",
+        "PROFILE",
+        "SKIP_IMAGE_CHECK_CONTAINERS",
+        "WORK_QUEUE_LIMIT",
+    }
+    assert sorted({env_var_name(key) for key in FLAG_KEYS} - head) == [
         "AGENT_TOKEN_SECRET",
         "BUILDKITE_K8S_STACK_CONTROLLER_ID",
         "BUILDKITE_TOKEN",
@@ -661,6 +709,27 @@ def test_camel_case(key: str, camel: str) -> None:
 
 def test_expression_view_of_the_defaults() -> None:
     assert parse_config({}, "x").expression_view() == {
+        "profile": "default",
+        "jobPrefix": "buildkite-",
+        "jobActiveDeadlineSeconds": 21600,
+        "defaultImagePullPolicy": "",
+        "defaultImageCheckPullPolicy": "",
+        "skipImageCheckContainers": False,
+        "imageCheckContainerCpuLimit": "200m",
+        "imageCheckContainerMemoryLimit": "128Mi",
+        "allowPodSpecPatchUnsafeCommandModification": False,
+        "workspaceMountSubPathExpr": "",
+        "defaultResourceClassName": "",
+        "enableCompletionWatcher": True,
+        "enableQueuePause": False,
+        "workQueueLimit": 1000000,
+        "k8sClientRateLimiterQps": 10,
+        "k8sClientRateLimiterBurst": 20,
+        "logFormat": "logfmt",
+        "logLevel": "info",
+        "noColor": False,
+        "logHttpPayloads": False,
+        "integrationTestBuildkiteToken": "",
         "agentTokenSecret": "buildkite-agent-token",
         "controllerServiceAccount": "",
         "controllerSecrets": [],
@@ -821,6 +890,17 @@ def test_a_dumped_config_reads_back_the_same() -> None:
 # --- documentation and schema -----------------------------------------------------------------------
 
 
+def _nested_block(annotation: Any) -> tuple[type[Any], str] | None:
+    """``tuple[Block, ...]`` -> (Block, "[]."), ``dict[str, Block]`` -> (Block, ".<name>.")."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    item = args[0] if origin is tuple and args else args[1] if origin is dict and args else None
+    if isinstance(item, type) and hasattr(item, "model_fields"):
+        return item, "[]." if origin is tuple else ".<name>."
+    return None
+
+
 def all_fields() -> list[tuple[str, Any]]:
     found = []
 
@@ -830,6 +910,9 @@ def all_fields() -> list[tuple[str, Any]]:
             for arg in getattr(field.annotation, "__args__", (field.annotation,)):
                 if isinstance(arg, type) and hasattr(arg, "model_fields"):
                     walk(arg, prefix + field.alias + ".")
+                nested = _nested_block(arg)
+                if nested is not None:
+                    walk(nested[0], prefix + field.alias + nested[1])
 
     walk(ControllerConfig, "")
     return found
@@ -859,6 +942,7 @@ def test_reference_table_lists_every_key_with_its_flag() -> None:
 def test_flag_keys_are_the_scalar_top_level_keys() -> None:
     structured = {"additional-redacted-vars", "pod-spec-patch", "workspace-volume", "agent-config"}
     structured |= {"kubernetes-version", "job-log-warnings"}  # engine settings, deliberately file only
+    structured |= {"workspace-mount-sub-path-expr", "resource-classes", "default-resource-class-name"}
     structured |= {
         "default-checkout-params",
         "default-command-params",

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from engine.lint import (
+    LATER_FIELD,
     LintError,
     LintProblem,
     LintResult,
@@ -42,9 +43,12 @@ def test_unknown_fields_are_problems_with_a_suggestion() -> None:
             "steps[0].plugins[0].kubernetes.podSpec.containers[0].imagee",
             'unknown field (did you mean "image"?)',
         ),
-        LintProblem("steps[0].plugins[0].kubernetes.podTemplate", "unknown field"),
+        LintProblem("steps[0].plugins[0].kubernetes.podTemplate", LATER_FIELD),
     )
     assert result.exit_code == 1
+    assert [p.path for p in lint_pipeline(FIXTURES / "unknown-field.yaml", head=True).problems] == [
+        "steps[0].plugins[0].kubernetes.podSpec.containers[0].imagee"
+    ]
 
 
 def test_wrong_types_are_problems_in_the_plugin_checkers_words() -> None:

@@ -58,6 +58,13 @@ VALID_CASES: list[tuple[str, Any]] = [
     ),
     ("metadata", {"labels": {"team": "ci"}, "annotations": {"example.com/owner": "me"}}),
     ("extraVolumeMounts", [{"name": "cache", "mountPath": "/cache", "readOnly": True, "subPath": "x"}]),
+    # fields of later releases (profile upstream-v0.47: decoded with head=True)
+    ("podTemplate", "my-template"),
+    ("jobActiveDeadlineSeconds", 60),
+    ("checkout.checkoutFlags", "-f"),
+    ("checkout.extraVolumeMounts", [{"name": "cache", "mountPath": "/cache"}]),
+    ("commandParams.extraVolumeMounts", [{"name": "cache", "mountPath": "/cache"}]),
+    ("sidecarParams.extraVolumeMounts", [{"name": "cache", "mountPath": "/cache"}]),
     ("checkout.skip", True),
     ("checkout.cleanFlags", "-ffxdq"),
     ("checkout.cloneFlags", "--depth=1"),
@@ -84,6 +91,12 @@ VALID_CASES: list[tuple[str, Any]] = [
 
 # (path, value Go's decoder rejects, the problem reported at that path)
 INVALID_CASES: list[tuple[str, Any, str]] = [
+    ("podTemplate", 1, "expected a string, got the number 1"),
+    ("jobActiveDeadlineSeconds", "60", 'expected an integer, got the string "60"'),
+    ("checkout.checkoutFlags", True, "expected a string, got the boolean true"),
+    ("checkout.extraVolumeMounts", {"name": "x"}, "expected a list, got an object"),
+    ("commandParams.extraVolumeMounts[0].mountPath", 1, "expected a string, got the number 1"),
+    ("sidecarParams.extraVolumeMounts", "x", 'expected a list, got the string "x"'),
     ("podSpec", "alpine", 'expected an object, got the string "alpine"'),
     ("podSpec.containers", {"name": "x"}, "expected a list, got an object"),
     ("podSpec.containers[0].env[0].value", 0, "expected a string, got the number 0"),
@@ -184,12 +197,12 @@ INVALID_CASES: list[tuple[str, Any, str]] = [
 
 @pytest.mark.parametrize(("path", "value"), VALID_CASES)
 def test_values_go_accepts_have_no_problems(path: str, value: Any) -> None:
-    assert check_plugin(at(path, value)) == []
+    assert check_plugin(at(path, value), head=True) == []
 
 
 @pytest.mark.parametrize(("path", "value", "problem"), INVALID_CASES)
 def test_wrong_types_are_reported_with_their_path(path: str, value: Any, problem: str) -> None:
-    assert check_plugin(at(path, value)) == [f"{path}: {problem}"]
+    assert check_plugin(at(path, value), head=True) == [f"{path}: {problem}"]
 
 
 PLUGIN_OWN_STRUCTS = (
@@ -377,3 +390,14 @@ def test_validate_plugin_accepts_a_valid_config() -> None:
 )
 def test_values_are_described_for_humans(value: Any, description: str) -> None:
     assert describe_value(value) == description
+
+
+@pytest.mark.parametrize("path", [path for path, _, _ in INVALID_CASES[:6]])
+def test_fields_of_later_releases_are_unknown_to_the_v0_20_decoder(path: str) -> None:
+    """With the default profile (v0.20.2) the fields later releases added are not type-checked but
+    reported as unknown (the job gets a warning that they are ignored), as v0.20.2 ignored them."""
+    config = at(path, 1)
+    field = path.split("[", 1)[0]
+    assert check_plugin(config) == []
+    assert unknown_plugin_fields(config) == [field]
+    assert unknown_plugin_fields(config, head=True) == []

@@ -129,7 +129,7 @@ def test_bad_policies_are_file_line_column_lines(tmp_path: Path) -> None:
 
 def test_bad_command_options_are_one_line() -> None:
     assert invoke(*required("--log-format", "xml")).stderr.splitlines() == [
-        "--log-format: expected one of text, json, got 'xml'"
+        'flag --log-format: log-format: invalid log format "xml" (valid: "logfmt", "json", "text")'
     ]
     assert invoke(*required("--health-port", "70000")).exit_code == 2
 
