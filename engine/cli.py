@@ -140,20 +140,28 @@ def _root(
 
 
 def _load_inputs(
-    paths: list[Path], config: Path | None, no_default_policies: bool, problems: list[str]
+    paths: list[Path],
+    config: Path | None,
+    no_default_policies: bool,
+    problems: list[str],
+    profile: str | None = None,
 ) -> tuple[PolicySet | None, ControllerConfig | None]:
+    """The policies and config of a dry run. ``profile`` (``--profile``) overrides the config's
+    ``profile`` key; the profile chosen decides which profile policies load after the defaults."""
     from engine.core.compiler import PolicyError
     from engine.inputs import InputError, load_config_file
+    from engine.model.profiles import DEFAULT_PROFILE
     from engine.policy.loader import load_policies
 
     policies = controller_config = None
     try:
-        policies = load_policies(paths, include_defaults=not no_default_policies)
-    except PolicyError as exc:
-        problems.extend(exc.problems)
-    try:
-        controller_config = load_config_file(config)
+        controller_config = load_config_file(config, overrides={"profile": profile} if profile else None)
     except InputError as exc:
+        problems.extend(exc.problems)
+    chosen = profile or (controller_config.profile if controller_config is not None else DEFAULT_PROFILE)
+    try:
+        policies = load_policies(paths, include_defaults=not no_default_policies, profile=chosen)
+    except PolicyError as exc:
         problems.extend(exc.problems)
     return policies, controller_config
 
@@ -228,6 +236,23 @@ def dry_run_command(
     commit: Annotated[
         str | None, typer.Option("--commit", help="With --pipeline: the build's commit.")
     ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="The policy profile (config key profile): default or upstream-v0.47.",
+            show_default=False,
+        ),
+    ] = None,
+    pod_template: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pod-template",
+            help="NAME=FILE: a PodTemplate the controller's namespace would hold (a step's podTemplate); "
+            "repeatable.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Print the Kubernetes Job a Buildkite job would get, and why (a dry run); or run policy suites."""
     if suite:
@@ -240,6 +265,8 @@ def dry_run_command(
                 ("--pipeline", pipeline),
                 ("policy paths", paths),
                 ("--config", config),
+                ("--profile", profile),
+                ("--pod-template", pod_template),
             )
             if given
         ]
@@ -256,10 +283,12 @@ def dry_run_command(
     if (step is not None or step_index is not None) and pipeline is None:
         raise _fail(["engine test: --step and --step-index choose a step of --pipeline FILE"])
 
-    from engine.dry_run import DryRunJob, read_jobs, run_dry_run
+    from engine.dry_run import DryRunJob, read_jobs, read_pod_templates, run_dry_run
 
     problems: list[str] = []
-    policies, controller_config = _load_inputs(paths or [], config, no_default_policies, problems)
+    policies, controller_config = _load_inputs(paths or [], config, no_default_policies, problems, profile)
+    templates, template_problems = read_pod_templates(pod_template or [])
+    problems.extend(template_problems)
     jobs, unreadable = read_jobs(job or [])
     if pipeline is not None:
         from engine.model.job import JobInputError, parse_job
@@ -286,6 +315,7 @@ def dry_run_command(
         output=output.value,
         explain=explain_mode.value if explain else None,
         unreadable=len(unreadable),
+        pod_templates=templates,
     )
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
@@ -370,6 +400,12 @@ def validate_command(
             "--list", help="List each policy: name, digest (as in the changed-by annotation), file."
         ),
     ] = False,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile", help="Load this profile's policies after the defaults (default, upstream-v0.47)."
+        ),
+    ] = "default",
 ) -> None:
     """Load and check policies (or a rendered chart's config and policies) without evaluating any job."""
     if from_manifests is not None:
@@ -378,10 +414,13 @@ def validate_command(
     if not paths and no_default_policies:
         raise _fail(["engine validate: give policy files or directories, or --from-manifests"])
     from engine.core.compiler import PolicyError
+    from engine.model.profiles import PROFILES
     from engine.policy.loader import load_policies
 
+    if profile not in PROFILES:
+        raise _fail([f"--profile: unknown profile {profile!r} (known: {', '.join(PROFILES)})"])
     try:
-        policies = load_policies(paths or [], include_defaults=not no_default_policies)
+        policies = load_policies(paths or [], include_defaults=not no_default_policies, profile=profile)
     except PolicyError as exc:
         raise _fail(exc.problems) from None
     if list_policies:
@@ -412,12 +451,21 @@ def _validate_manifests(source: str) -> None:
 @app.command("lint", context_settings=CONTEXT_SETTINGS)
 def lint_command(
     file: Annotated[Path, typer.Argument(help="A pipeline YAML file whose kubernetes plugins to check.")],
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile", help="The profile whose plugin fields are known (default, upstream-v0.47)."
+        ),
+    ] = "default",
 ) -> None:
     """Check a pipeline's kubernetes plugin blocks against schema/pipeline.schema.json (exit 0/1/2)."""
     from engine.lint import LintError, lint_pipeline
+    from engine.model.profiles import PROFILES
 
+    if profile not in PROFILES:
+        raise _fail([f"--profile: unknown profile {profile!r} (known: {', '.join(PROFILES)})"])
     try:
-        result = lint_pipeline(file)
+        result = lint_pipeline(file, head=PROFILES[profile].head_plugin_fields)
     except LintError as exc:
         raise _fail([str(exc)]) from None
     stream = sys.stdout if result.ok else sys.stderr

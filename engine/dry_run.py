@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+import yaml
 
 from engine.core.compiler import PolicySet
 from engine.core.evaluate import evaluate
@@ -23,6 +25,7 @@ from engine.model.config import ControllerConfig
 from engine.model.decision import Decision
 from engine.model.job import BuildkiteJob, JobInputError, parse_job
 from engine.model.jsonvalue import JSON
+from engine.model.profiles import PROFILES
 from engine.model.tags import WILDCARD, job_accepted_by_controller, parse_tags
 from engine.render import render_warnings, to_json, to_yaml
 
@@ -74,6 +77,29 @@ def read_jobs(arguments: Sequence[str], stdin: TextIO | None = None) -> tuple[li
     return jobs, problems
 
 
+def read_pod_templates(arguments: Sequence[str]) -> tuple[dict[str, JSON], list[str]]:
+    """``NAME=FILE`` arguments -> the ``podTemplates`` input: each file is a PodTemplate as ``kubectl get
+    podtemplate NAME -o yaml`` prints it (its ``template`` is used), or just its ``template``."""
+    templates: dict[str, JSON] = {}
+    problems: list[str] = []
+    for argument in arguments:
+        name, sep, file = argument.partition("=")
+        if not sep or not name or not file:
+            problems.append(f"--pod-template {argument}: expected NAME=FILE")
+            continue
+        try:
+            document = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            problems.append(f"{file}: cannot read the PodTemplate: {' '.join(str(exc).split())}")
+            continue
+        template = document.get("template", document) if isinstance(document, dict) else None
+        if not isinstance(template, dict) or not isinstance(template.get("spec", {}), dict):
+            problems.append(f"{file}: expected a PodTemplate (kind: PodTemplate, with template.spec)")
+            continue
+        templates[name] = template
+    return templates, problems
+
+
 def tag_warning(job: BuildkiteJob, config: ControllerConfig) -> str | None:
     """Why a controller with this config would never be handed this job, or ``None`` when it would be.
 
@@ -83,6 +109,8 @@ def tag_warning(job: BuildkiteJob, config: ControllerConfig) -> str | None:
     """
     controller_tags, _ = parse_tags(config.tags)
     job_tags, _ = parse_tags(job.agent_query_rules)
+    for ignored in PROFILES[config.profile].ignored_job_tags:
+        job_tags.pop(ignored, None)
     reasons: list[str] = []
     queue = controller_tags.get("queue")
     if "queue" not in job_tags and queue not in (None, "default"):
@@ -106,16 +134,18 @@ def run_dry_run(
     output: str = "yaml",
     explain: str | None = None,
     unreadable: int = 0,
+    pod_templates: Mapping[str, JSON] | None = None,
 ) -> DryRunOutput:
-    """Evaluate every job and render the results (see the module docstring)."""
+    """Evaluate every job and render the results (see the module docstring). ``pod_templates`` stands
+    for the PodTemplates in the controller's namespace (``--pod-template NAME=FILE``)."""
     if explain is not None:
         from engine.explain.data import explain_data  # noqa: PLC0415 - only --explain needs these
         from engine.explain.view import render_blame  # noqa: PLC0415
     view = config.expression_view()
-    outcomes = [(item, evaluate(policies, item.job, view)) for item in jobs]
+    outcomes = [(item, evaluate(policies, item.job, view, pod_templates=pod_templates)) for item in jobs]
     single = len(outcomes) == 1 and unreadable == 0
     out: list[str] = []
-    err: list[str] = []
+    err: list[str] = [f"warning: config: {notice}\n" for notice in config.notices()]
     documents: list[JSON] = []
     for item, decision in outcomes:
         warning = tag_warning(item.job, config)

@@ -40,15 +40,23 @@ def load_job_file(path: Path) -> BuildkiteJob:
         raise InputError([f"{path}: {problem}" for problem in exc.problems]) from None
 
 
-def load_config_file(path: Path | None) -> ControllerConfig:
-    """The controller config from a YAML file, or the defaults when ``path`` is None."""
+def load_config_file(path: Path | None, overrides: dict[str, object] | None = None) -> ControllerConfig:
+    """The controller config from a YAML file, or the defaults when ``path`` is None; ``overrides``
+    (e.g. ``engine test --profile``) replace the file's keys."""
     if path is None:
-        return parse_config({}, "defaults")
+        try:
+            return parse_config(dict(overrides or {}), "defaults" if not overrides else "--profile")
+        except ConfigError as exc:
+            raise InputError(exc.problems) from None
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError([f"{path}: cannot read: {_reason(exc)}"]) from None
     data = read_config_yaml(text, str(path))
+    if overrides:
+        located = data if isinstance(data, SourcedConfig) else None
+        merged = {**(data or {}), **overrides}
+        data = SourcedConfig(merged, located.locate, located.locate_key) if located else merged
     try:
         return parse_config(data, str(path))
     except ConfigError as exc:

@@ -148,7 +148,7 @@ def _check_controller(
             continue
         texts.extend(found_files)
     try:
-        policies = load_policy_texts(texts)
+        policies = load_policy_texts(texts, profile=config.profile)
     except PolicyError as exc:
         report.problems.extend(exc.problems)
         return

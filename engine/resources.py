@@ -26,6 +26,21 @@ def default_policies_dir() -> Path:
     return _first_existing(_PACKAGE_DIR / "_default_policies", _PACKAGE_DIR.parent / "policies")
 
 
+def profile_policies_dir(profile: str) -> Path:
+    """The directory of a profile's policies (``policies/profiles/<profile>``)."""
+    return default_policies_dir() / "profiles" / profile
+
+
+def profile_policy_dirs(profile: str) -> list[Path]:
+    """What a profile loads after the default set: its directory, or nothing (``default``)."""
+    from engine.model.profiles import PROFILES  # noqa: PLC0415 - pure data, kept out of import time
+
+    chosen = PROFILES.get(profile)
+    if chosen is None or not chosen.has_policies:
+        return []
+    return [profile_policies_dir(profile)]
+
+
 def schema_dir() -> Path:
     """The directory holding the JSON schemas (policy, pipeline/plugin, config)."""
     return _first_existing(_PACKAGE_DIR / "_schema", _PACKAGE_DIR.parent / "schema")

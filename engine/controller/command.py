@@ -39,6 +39,7 @@ from engine.core.compiler import PolicyError, PolicySet
 from engine.inputs import InputError, read_config_yaml
 from engine.model.config import FLAG_KEYS, ConfigError, ControllerConfig, env_var_name, resolve_config
 from engine.policy.loader import load_policies
+from engine.resources import profile_policy_dirs
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -62,7 +63,7 @@ def run_command(**options: Any) -> None:
     if not 0 <= health_port <= 65535:
         raise _invalid([f"--health-port: expected a port number 0-65535 (0 = off), got {health_port}"])
     config = load_controller_config(config_path, flags, os.environ)
-    policy_paths = policy_directories(policy_flags, os.environ)
+    policy_paths = profile_policy_dirs(config.profile) + policy_directories(policy_flags, os.environ)
     policies = load_policy_set(policy_paths)
 
     scrubber = configure_logging(
@@ -151,7 +152,8 @@ def load_controller_config(
 
 
 def policy_directories(flags: list[Path], env: Mapping[str, str]) -> list[Path]:
-    """``POLICY_DIRS`` entries, then ``--policies`` ones (a later policy of the same name wins)."""
+    """``POLICY_DIRS`` entries, then ``--policies`` ones (a later policy of the same name wins). The
+    config's profile directory goes before them (``run_command``), after the default set."""
     from_env = [Path(part) for part in env.get(POLICY_DIRS_ENV, "").split(":") if part]
     return [*from_env, *flags]
 

@@ -62,6 +62,7 @@ class Monitor:
         stale_job_data_timeout: float = 10.0,
         job_creation_concurrency: int = 5,
         rng: random.Random | None = None,
+        ignored_job_tags: Sequence[str] = (),
     ) -> None:
         self._source = source
         self._handler = handler
@@ -73,6 +74,8 @@ class Monitor:
         self.stale_job_data_timeout = stale_job_data_timeout if stale_job_data_timeout > 0 else 10.0
         self.job_creation_concurrency = job_creation_concurrency if job_creation_concurrency > 0 else 5
         self._rng = rng or random.Random()
+        self._ignored_job_tags = tuple(ignored_job_tags)
+        """Job tags not matched against the controller's (the upstream-v0.47 profile's resource_class)."""
 
     async def run(self) -> None:
         """Poll until cancelled; raise :class:`MonitorStoppedError` when polling cannot work."""
@@ -169,6 +172,8 @@ class Monitor:
             _log.warning("ignoring a scheduled job without a uuid")
             return None
         job_tags, _ = parse_tags(rules)
+        for ignored in self._ignored_job_tags:
+            job_tags.pop(ignored, None)
         if not job_accepted_by_controller(job_tags, self._tags):
             self._metrics.jobs_filtered_out.inc()
             _log.debug("job %s asks for tags %s this controller does not have", uuid, list(rules))

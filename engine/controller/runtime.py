@@ -54,6 +54,7 @@ from engine.kube.informer import Informer
 from engine.kube.labels import CONTROLLER_ID_LABEL, JOB_UUID_LABEL
 from engine.kube.transforms import lean_job, lean_pod
 from engine.model.config import ControllerConfig
+from engine.model.profiles import PROFILES
 from engine.model.tags import parse_tags
 
 DEFAULT_HEALTH_PORT = 8080
@@ -249,7 +250,9 @@ class ControllerRuntime:
         kube = KubeClient(api, config.namespace, create_workers=config.job_creation_concurrency)
         agent_api = AgentAPI(config.agent_config.endpoint or "") if config.agent_config else AgentAPI()
         tokens = _ScrubbedTokenSource(kube, self.scrubber)
-        scheduler = Scheduler(kube, JobFailer(tokens, agent_api, config), self.policies, config, metrics)
+        scheduler = Scheduler(
+            kube, JobFailer(tokens, agent_api, config), self.policies, config, metrics, pod_templates=kube
+        )
         limiter = None
         after_deduper: JobHandler = scheduler.handle
         if config.max_in_flight > 0:
@@ -266,6 +269,7 @@ class ControllerRuntime:
             poll_interval=config.poll_interval,
             stale_job_data_timeout=config.stale_job_data_timeout,
             job_creation_concurrency=config.job_creation_concurrency,
+            ignored_job_tags=PROFILES[config.profile].ignored_job_tags,
         )
         selector = f"{JOB_UUID_LABEL},{CONTROLLER_ID_LABEL}={self.controller_id}"
         job_informer = Informer(api, "jobs", config.namespace, selector, name="jobs", transform=lean_job)
@@ -278,7 +282,8 @@ class ControllerRuntime:
         job_watcher = JobWatcher(kube, watcher_failer, config, metrics)
         pod_watcher = PodWatcher(kube, watcher_failer, graphql, config, metrics)
         job_informer.subscribe(job_watcher.on_event)
-        pod_informer.subscribe(completions.on_event)
+        if config.enable_completion_watcher:
+            pod_informer.subscribe(completions.on_event)
         pod_informer.subscribe(pod_watcher.on_event)
         return _Components(
             kube=kube,

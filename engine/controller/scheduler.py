@@ -24,9 +24,10 @@ serves informer events and probes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from engine.controller.failer import FailOutcome
@@ -37,8 +38,9 @@ from engine.core.evaluate import evaluate
 from engine.kube.client import AlreadyExistsError, InvalidObjectError, KubeError
 from engine.model.config import ControllerConfig
 from engine.model.decision import Decision
-from engine.model.job import BuildkiteJob, JobInputError, parse_job
-from engine.model.jsonvalue import JSONObject
+from engine.model.job import BuildkiteJob, JobInputError, parse_job, pod_template_name
+from engine.model.jsonvalue import JSON, JSONObject
+from engine.model.profiles import PROFILES
 
 PARSE_FAILURE_PREFIX = "agent-stack-k8s failed to parse the job: "
 INVALID_JOB_PREFIX = "Kubernetes rejected the podSpec built by agent-stack-k8s: "
@@ -51,6 +53,12 @@ class JobCreator(Protocol):
     ``KubeClient`` returns nothing, the informer reports the Job."""
 
     async def create_job(self, manifest: JSONObject) -> object: ...
+
+
+class PodTemplateReader(Protocol):
+    """Reads a PodTemplate from the controller's namespace (``KubeClient`` satisfies it)."""
+
+    async def get_pod_template(self, name: str) -> JSONObject | None: ...
 
 
 class Failer(Protocol):
@@ -71,12 +79,15 @@ class Scheduler:
         policies: PolicyStore,
         config: ControllerConfig,
         metrics: ControllerMetrics,
+        *,
+        pod_templates: PodTemplateReader | None = None,
     ) -> None:
         self._kube = kube
         self._failer = failer
         self._policies = policies
         self._config_view = config.expression_view()
         self._metrics = metrics
+        self._pod_templates = pod_templates if PROFILES[config.profile].head_plugin_fields else None
 
     async def handle(self, job: PendingJob) -> None:
         """Create the Kubernetes Job for ``job``; raise when none was created (see module doc)."""
@@ -87,7 +98,8 @@ class Scheduler:
             await self._fail(job, message, "parse_error")
             raise JobNotCreatedError(job.uuid, "parse_error", message) from None
 
-        decision = await self._evaluate(buildkite_job)
+        templates = await self._read_pod_templates(buildkite_job)
+        decision = await self._evaluate(buildkite_job, templates)
         if not decision.admitted:
             await self._fail(job, decision.failure_message, "denied")
             raise JobNotCreatedError(job.uuid, "denied", decision.failure_message)
@@ -112,10 +124,26 @@ class Scheduler:
         self._metrics.scheduler.job_end_to_end_seconds.observe(loop.time() - job.queried_at)
         _log.info("created Kubernetes Job %s for Buildkite job %s", _job_name(manifest), job.uuid)
 
-    async def _evaluate(self, job: BuildkiteJob) -> Decision:
+    async def _read_pod_templates(self, job: BuildkiteJob) -> dict[str, JSON]:
+        """The PodTemplate the job's plugin names, read now from the namespace, as the engine's
+        ``podTemplates`` input: absent when it does not exist (the policies fail the job, as upstream
+        does). Any other error is raised: a transient API problem must not fail a job, and a later
+        poll retries it."""
+        if self._pod_templates is None:
+            return {}
+        name = pod_template_name(job)
+        if name is None:
+            return {}
+        found = await self._pod_templates.get_pod_template(name)
+        template = found.get("template") if isinstance(found, dict) else None
+        return {name: template if isinstance(template, dict) else {}} if found is not None else {}
+
+    async def _evaluate(self, job: BuildkiteJob, pod_templates: Mapping[str, JSON]) -> Decision:
         policies = self._policies.current  # this job keeps this set, whatever a reload does meanwhile
         started = time.perf_counter()
-        decision = await asyncio.to_thread(evaluate, policies, job, self._config_view)
+        decision = await asyncio.to_thread(
+            functools.partial(evaluate, pod_templates=pod_templates), policies, job, self._config_view
+        )
         engine = self._metrics.engine
         engine.evaluation_seconds.observe(time.perf_counter() - started)
         for denial in decision.denials:

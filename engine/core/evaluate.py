@@ -63,6 +63,7 @@ from engine.model.job import BuildkiteJob, job_facts
 from engine.model.jsonvalue import JSON, Change, JSONObject, Path, render_path
 from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION
 from engine.model.policy import Phase
+from engine.model.profiles import DEFAULT_PROFILE, PROFILES
 
 PLUGIN_CHECK_RULE = "kubernetes-plugin"
 """The rule name of the run-time plugin warnings (under the pseudo-policy ``stack``)."""
@@ -89,13 +90,26 @@ class _Run:
         self.activation.set("pod", get_in(manifest, POD_SPEC_PATH, {}))
 
 
-def evaluate(policies: PolicySet, job: BuildkiteJob, config: Mapping[str, JSON]) -> Decision:
-    """Evaluate ``job`` through ``policies``; ``config`` is the controller config's expression view."""
-    facts = job_facts(job)
+def evaluate(
+    policies: PolicySet,
+    job: BuildkiteJob,
+    config: Mapping[str, JSON],
+    *,
+    pod_templates: Mapping[str, JSON] | None = None,
+) -> Decision:
+    """Evaluate ``job`` through ``policies``; ``config`` is the controller config's expression view.
+
+    ``pod_templates`` is what the caller read from the cluster for the job: PodTemplate name -> its
+    ``template`` (``metadata`` and ``spec``), for the templates the job names (a step's ``podTemplate``);
+    a name the cluster does not have is absent. Policies read it as ``podTemplates``. The engine reads
+    nothing itself: the controller gets the template from its namespace, ``engine test`` from
+    ``--pod-template NAME=FILE``."""
+    profile = PROFILES.get(str(config.get("profile", DEFAULT_PROFILE)))
+    facts = job_facts(job, head=profile is not None and profile.head_plugin_fields)
     stack = {"version": __version__}
-    activation = Activation(
-        {**facts, "config": dict(config), "stack": stack, "manifest": {}, "pod": {}}, REGISTRY
-    )
+    roots = {**facts, "config": dict(config), "stack": stack, "manifest": {}, "pod": {}}
+    roots["podTemplates"] = dict(pod_templates or {})
+    activation = Activation(roots, REGISTRY)
     run = _Run(activation)
     run.warnings.extend(
         PolicyWarning(FINISH_POLICY, PLUGIN_CHECK_RULE, message)

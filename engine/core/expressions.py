@@ -72,6 +72,7 @@ CONTEXT_ROOTS = (
     "pod",
     "container",
     "index",
+    "podTemplates",
 )
 """Names an expression may start from. ``vars`` is only valid as ``vars.<name>``."""
 

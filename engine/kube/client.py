@@ -192,6 +192,19 @@ class KubeClient:
                 return None
             raise
 
+    async def get_pod_template(self, name: str, namespace: str | None = None) -> JSONObject | None:
+        """The PodTemplate ``name`` (a step's ``podTemplate``), or ``None`` when it does not exist."""
+        namespace = self._ns(namespace)
+        try:
+            return await self._call(
+                f"get PodTemplate {namespace}/{name}",
+                Request("GET", f"/api/v1/namespaces/{_segment(namespace)}/podtemplates/{_segment(name)}"),
+            )
+        except KubeAPIError as error:
+            if error.status == 404:
+                return None
+            raise
+
     async def set_job_active_deadline(self, name: str, seconds: int, namespace: str | None = None) -> None:
         """Set ``spec.activeDeadlineSeconds`` with a JSON merge patch (no read-modify-write, so no
         conflicts). Kubernetes then ends the Job once it has been active that long."""

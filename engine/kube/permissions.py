@@ -24,6 +24,8 @@ Who uses what (keep this list true when you change the code):
   Buildkite job itself. It reads no other Secret (its GraphQL token comes from its environment).
 * core ``events`` ``list``: the job watcher quotes a stalled Job's events in the failure message it
   sends to Buildkite.
+* core ``podtemplates`` ``get``: with the upstream-v0.47 profile, the scheduler reads the PodTemplate a
+  step names (``podTemplate``) and hands its spec to the engine (upstream's RBAC grants the same).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ CONTROLLER_PERMISSIONS: tuple[Permission, ...] = (
     Permission(CORE_API_GROUP, "pods/eviction", ("create",)),
     Permission(CORE_API_GROUP, "secrets", ("get",), (AGENT_TOKEN_SECRET,)),
     Permission(CORE_API_GROUP, "events", ("list",)),
+    Permission(CORE_API_GROUP, "podtemplates", ("get",)),
 )
 """What the controller needs; the chart's Role grants exactly ``controller_permissions(<its
 agent-token-secret>)``: nothing the controller lacks, nothing more."""

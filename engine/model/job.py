@@ -409,3 +409,13 @@ def job_facts(job: BuildkiteJob, *, head: bool = False) -> dict[str, JSON]:
         "step": dict(job.step),
         "plugin": plugins.kubernetes,
     }
+
+
+def pod_template_name(job: BuildkiteJob) -> str | None:
+    """The PodTemplate the job's kubernetes plugin names (``podTemplate``, used when it gives no
+    ``podSpec``), or ``None``: what a controller reads from its namespace before evaluating the job."""
+    plugin = split_plugins(job.env_map.get("BUILDKITE_PLUGINS"), head=True).kubernetes
+    if not isinstance(plugin, dict) or plugin.get("podSpec") is not None:
+        return None
+    name = plugin.get("podTemplate")
+    return name if isinstance(name, str) and name else None

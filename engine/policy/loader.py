@@ -18,8 +18,9 @@ from engine.core.finish import policy_digest
 from engine.core.function_registry import REGISTRY
 from engine.model.plugin import describe_value
 from engine.model.policy import RULE_KINDS, PolicyDocument
+from engine.model.profiles import DEFAULT_PROFILE
 from engine.policy.yaml_source import SourceDocument, YamlSourceError, load_documents
-from engine.resources import default_policies_dir
+from engine.resources import default_policies_dir, profile_policy_dirs
 
 POLICY_SUFFIXES = (".yaml", ".yml")
 NO_DOCUMENTS = "the file holds no policy document (only comments or nothing); remove it or write a policy"
@@ -44,9 +45,21 @@ def policy_files(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
-def load_policies(paths: Sequence[Path], *, include_defaults: bool = True) -> PolicySet:
-    """Load the default policy set (unless excluded) and then ``paths``; raise :class:`PolicyError`."""
-    sources = ([default_policies_dir()] if include_defaults else []) + list(paths)
+def policy_sources(
+    paths: Sequence[Path], *, include_defaults: bool = True, profile: str = DEFAULT_PROFILE
+) -> list[Path]:
+    """What to load, in order: the default set and the profile's policies (unless defaults are
+    excluded), then ``paths``."""
+    shipped = [default_policies_dir(), *profile_policy_dirs(profile)] if include_defaults else []
+    return shipped + list(paths)
+
+
+def load_policies(
+    paths: Sequence[Path], *, include_defaults: bool = True, profile: str = DEFAULT_PROFILE
+) -> PolicySet:
+    """Load the default policy set and the ``profile``'s policies (unless defaults are excluded) and
+    then ``paths``; raise :class:`PolicyError`."""
+    sources = policy_sources(paths, include_defaults=include_defaults, profile=profile)
     files, problems = policy_files(sources)
     compiled: list[CompiledPolicy] = []
     for file in files:
@@ -64,13 +77,15 @@ def load_policies(paths: Sequence[Path], *, include_defaults: bool = True) -> Po
     return PolicySet.build(compiled)
 
 
-def load_policy_texts(texts: Sequence[tuple[str, str]], *, include_defaults: bool = True) -> PolicySet:
+def load_policy_texts(
+    texts: Sequence[tuple[str, str]], *, include_defaults: bool = True, profile: str = DEFAULT_PROFILE
+) -> PolicySet:
     """Like :func:`load_policies`, for policy files given as ``(label, text)`` (a ConfigMap's keys):
-    the default set first (unless excluded), then ``texts`` in order."""
+    the default set and the profile's policies first (unless excluded), then ``texts`` in order."""
     compiled: list[CompiledPolicy] = []
     problems: list[str] = []
     if include_defaults:
-        compiled.extend(load_policies([]).policies)
+        compiled.extend(load_policies([], profile=profile).policies)
     for label, text in texts:
         try:
             compiled.extend(compile_source(text, label))

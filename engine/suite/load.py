@@ -26,6 +26,7 @@ from engine.model.config import ConfigError, ControllerConfig, parse_config
 from engine.model.job import BuildkiteJob, JobInputError, parse_job
 from engine.model.jsonvalue import JSON, JSONObject
 from engine.model.jsonvalue import Path as JsonPath
+from engine.model.profiles import DEFAULT_PROFILE
 from engine.pipeline.job import BuildContext, PipelineJobError, job_from_step
 from engine.pipeline.source import PipelineReadError, load_pipeline
 from engine.pipeline.steps import StepError, choose_step, read_pipeline_document
@@ -120,12 +121,13 @@ def load_suite(
     base = file.parent
     policy_paths = policies_override if policies_override is not None else [base / p for p in suite.policies]
     defaults = suite.default_policies if include_defaults is None else include_defaults
+    suite_config = reader.config_data(suite.config, ("config",))
+    profile = str(suite_config.get("profile") or DEFAULT_PROFILE)
     policies: PolicySet | None = None
     try:
-        policies = load_policies(policy_paths, include_defaults=defaults)
+        policies = load_policies(policy_paths, include_defaults=defaults, profile=profile)
     except PolicyError as exc:
         reader.problems.extend(f"{reader.where(('policies',))}: {problem}" for problem in exc.problems)
-    suite_config = reader.config_data(suite.config, ("config",))
     cases: list[LoadedCase] = []
     for index, case in enumerate(suite.cases):
         loaded = reader.case(case, index, suite_config, suite.buildkite)
@@ -213,6 +215,13 @@ class _Reader:
             config = parse_config(merge_config(suite_config, overrides), source)
         except ConfigError as exc:
             self.problems.extend(exc.problems)
+        suite_profile = suite_config.get("profile") or DEFAULT_PROFILE
+        if (overrides.get("profile") or suite_profile) != suite_profile:
+            self.problem(
+                (*path, "config"),
+                "a case may not change the suite's profile: the suite loads one policy set (set profile "
+                "in the suite's config)",
+            )
         expect = self._expect(case.expect, (*path, "expect"))
         if len(self.problems) > before or job is None or config is None or expect is None:
             return None
