@@ -17,8 +17,10 @@ from fractions import Fraction
 from typing import Any
 
 from engine.core.expressions import HelperRegistry
+from engine.core.functions.images import image_ref
 from engine.core.functions.interposer import interpose
 from engine.core.functions.labels import is_label_key, is_label_value
+from engine.core.functions.lists import distinct_by, go_duration, rounded_table, set_env, without_keys
 from engine.core.functions.secrets import secret_references
 from engine.core.functions.shellquote import shell_join, shell_quote
 from engine.model.job import ROLE_KEY as JOB_ROLE_KEY
@@ -259,6 +261,12 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "pathJoin": path_join,
     "isAbsPath": is_abs_path,
     "secretReferences": secret_references,
+    "imageRef": image_ref,
+    "setEnv": set_env,
+    "withoutKeys": without_keys,
+    "distinctBy": distinct_by,
+    "goDuration": go_duration,
+    "roundedTable": rounded_table,
 }
 
 REGISTRY = HelperRegistry(HELPERS)

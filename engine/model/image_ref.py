@@ -50,10 +50,10 @@ class ImageReference:
 def parse_image_reference(text: str) -> ImageReference:
     """Parse ``text``; never raises (an unusable reference has ``error`` set)."""
     if not isinstance(text, str) or text == "":
-        return ImageReference(error=f"{INVALID_FORMAT}: repository name must have at least one component")
+        return ImageReference(error="repository name must have at least one component")
     match = _REFERENCE.match(text) if len(text) <= _TEXT_MAX else None
     if match is None and len(text) <= _TEXT_MAX and _REFERENCE.match(text.lower()) is not None:
-        return ImageReference(error=f"{INVALID_FORMAT}: repository name must be lowercase")
+        return ImageReference(error="repository name must be lowercase")
     if match is None:
         return ImageReference(error=INVALID_FORMAT)
     name, tag, digest = match.group(1), match.group(2) or "", match.group(3) or ""

@@ -29,6 +29,8 @@ class Profile:
     """Job tags the controller does not require among its own (upstream's ``resource_class``)."""
     has_policies: bool = False
     """Whether ``policies/profiles/<name>/`` holds policies to load."""
+    default_image: str | None = None
+    """The agent image when the config names none (the agent release the upstream release links)."""
 
 
 DEFAULT_PROFILE = "default"
@@ -47,6 +49,7 @@ PROFILES: dict[str, Profile] = {
         minimum_kubernetes_version="1.29",
         ignored_job_tags=("resource_class",),
         has_policies=True,
+        default_image="ghcr.io/buildkite/agent:3.136.2",
     ),
 }
 """Every profile by name; ``profile`` in the config accepts exactly these."""
