@@ -1236,13 +1236,15 @@ class ControllerConfig(_UpstreamHeadKeys):
     def _null_means_unset(cls, data: Any) -> Any:
         if isinstance(data, Mapping):
             data = {key: value for key, value in data.items() if value is not None}
-            minimum = PROFILES.get(str(data.get("profile", DEFAULT_PROFILE)))
+            profile = PROFILES.get(str(data.get("profile", DEFAULT_PROFILE)))
             if (
-                minimum is not None
-                and minimum.minimum_kubernetes_version
+                profile is not None
+                and profile.minimum_kubernetes_version
                 and "kubernetes-version" not in data
             ):
-                data["kubernetes-version"] = minimum.minimum_kubernetes_version
+                data["kubernetes-version"] = profile.minimum_kubernetes_version
+            if profile is not None and profile.default_image and not data.get("image"):
+                data["image"] = profile.default_image  # the agent release the upstream release links
         return data
 
     def notices(self) -> list[str]:

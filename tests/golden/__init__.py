@@ -38,9 +38,14 @@ DIGEST_PLACEHOLDER = re.compile(r"(?P<name>[a-z0-9][-a-z0-9.]*)@<digest>")
 
 @dataclass(frozen=True)
 class GoldenFixture:
-    """One fixture directory, with the paths ``engine test`` takes and what it must produce."""
+    """One fixture directory, with the paths ``engine test`` takes and what it must produce.
+
+    ``profile_dirs``: the profile policies the fixture's config selects (loaded after the defaults),
+    for the digests in the changed-by annotation. A fixture may hold ``pod-templates/NAME.yaml``: the
+    PodTemplates its controller's namespace has (``engine test --pod-template NAME=FILE``)."""
 
     path: Path
+    profile_dirs: tuple[Path, ...] = ()
 
     @property
     def name(self) -> str:
@@ -77,6 +82,10 @@ class GoldenFixture:
         args = ["test", "--job", str(self.job), "-o", "json"]
         if self.config is not None:
             args += ["--config", str(self.config)]
+        templates = self.path / "pod-templates"
+        if templates.is_dir():
+            for file in sorted(templates.glob("*.yaml")):
+                args += ["--pod-template", f"{file.stem}={file}"]
         if self.policies is not None:
             args.append(str(self.policies))
         return args
@@ -94,6 +103,8 @@ class GoldenFixture:
         """Policy name -> digest for the default policies and then this fixture's own (a later
         document with the same name replaces an earlier one, as in the engine)."""
         files = sorted(DEFAULT_POLICIES_DIR.glob("*.yaml"))
+        for directory in self.profile_dirs:
+            files += sorted(directory.glob("*.yaml"))
         if self.policies is not None:
             files += sorted(p for p in self.policies.iterdir() if p.suffix in (".yaml", ".yml"))
         digests: dict[str, str] = {}
@@ -141,11 +152,15 @@ def with_policy_digests(value: Any, digests: dict[str, str]) -> Any:
     return value
 
 
-def golden_fixtures() -> Iterator[GoldenFixture]:
-    """Every fixture directory, in name order."""
-    for path in sorted(GOLDEN_DIR.iterdir()):
+V047_DIR = GOLDEN_DIR.parent / "golden-v047"
+V047_PROFILE_DIR = DEFAULT_POLICIES_DIR / "profiles" / "upstream-v0.47"
+
+
+def golden_fixtures(root: Path = GOLDEN_DIR, profile_dirs: tuple[Path, ...] = ()) -> Iterator[GoldenFixture]:
+    """Every fixture directory under ``root``, in name order."""
+    for path in sorted(root.iterdir()):
         if path.is_dir() and (path / "job.json").is_file():
-            yield GoldenFixture(path)
+            yield GoldenFixture(path, profile_dirs)
 
 
 def admitted_fixtures() -> list[GoldenFixture]:
@@ -154,3 +169,8 @@ def admitted_fixtures() -> list[GoldenFixture]:
 
 def denied_fixtures() -> list[GoldenFixture]:
     return [fixture for fixture in golden_fixtures() if fixture.is_denial]
+
+
+def v047_fixtures() -> list[GoldenFixture]:
+    """The upstream-v0.47 profile's fixtures (``tests/golden-v047``)."""
+    return list(golden_fixtures(V047_DIR, (V047_PROFILE_DIR,)))
