@@ -86,7 +86,9 @@ def head_protocol_problems(manifest: dict[str, Any], job: dict[str, Any]) -> lis
     problems = []
     expected_count = len(commands) + (checkout is not None)
     if _value(agent, "BUILDKITE_CONTAINER_COUNT") != str(expected_count):
-        problems.append(f"BUILDKITE_CONTAINER_COUNT {_value(agent, 'BUILDKITE_CONTAINER_COUNT')!r}, want {expected_count}")
+        problems.append(
+            f"BUILDKITE_CONTAINER_COUNT {_value(agent, 'BUILDKITE_CONTAINER_COUNT')!r}, want {expected_count}"
+        )
     if _value(agent, "BUILDKITE_AGENT_ACQUIRE_JOB") != job["uuid"]:
         problems.append("the agent does not acquire this job")
     job_env = {str(item).partition("=")[0] for item in job.get("env", [])}
@@ -94,7 +96,9 @@ def head_protocol_problems(manifest: dict[str, Any], job: dict[str, Any]) -> lis
     for index, container in enumerate(bootstrap):
         name = container.get("name")
         if _value(container, "BUILDKITE_CONTAINER_ID") != str(index):
-            problems.append(f"{name}: BUILDKITE_CONTAINER_ID {_value(container, 'BUILDKITE_CONTAINER_ID')!r}, want {index}")
+            problems.append(
+                f"{name}: BUILDKITE_CONTAINER_ID {_value(container, 'BUILDKITE_CONTAINER_ID')!r}, want {index}"
+            )
         if _value(container, "BUILDKITE_SOCKETS_PATH") != f"/workspace/sockets/{name}":
             problems.append(f"{name}: not its own sockets directory")
         leaked = sorted((set(_env_names(container)) & (job_env | set(AGENT_ONLY))) - {"BUILDKITE_COMMAND"})
@@ -112,6 +116,8 @@ def test_expected_and_printed_jobs_follow_the_head_container_protocol(fixture: G
 
 def test_the_protocol_check_notices_job_env_in_a_command_container() -> None:
     manifest = ADMITTED[0].expected_manifest()
-    manifest["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "BUILDKITE_BRANCH", "value": "x"})
+    manifest["spec"]["template"]["spec"]["containers"][0]["env"].append(
+        {"name": "BUILDKITE_BRANCH", "value": "x"}
+    )
     problems = head_protocol_problems(manifest, ADMITTED[0].job_document())
     assert any("BUILDKITE_BRANCH" in problem for problem in problems)
