@@ -96,9 +96,8 @@ def head_protocol_problems(manifest: dict[str, Any], job: dict[str, Any]) -> lis
     for index, container in enumerate(bootstrap):
         name = container.get("name")
         if _value(container, "BUILDKITE_CONTAINER_ID") != str(index):
-            problems.append(
-                f"{name}: BUILDKITE_CONTAINER_ID {_value(container, 'BUILDKITE_CONTAINER_ID')!r}, want {index}"
-            )
+            found = _value(container, "BUILDKITE_CONTAINER_ID")
+            problems.append(f"{name}: BUILDKITE_CONTAINER_ID {found!r}, want {index}")
         if _value(container, "BUILDKITE_SOCKETS_PATH") != f"/workspace/sockets/{name}":
             problems.append(f"{name}: not its own sockets directory")
         leaked = sorted((set(_env_names(container)) & (job_env | set(AGENT_ONLY))) - {"BUILDKITE_COMMAND"})
