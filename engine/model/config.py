@@ -484,28 +484,35 @@ HostPort = Annotated[
 # --- the model --------------------------------------------------------------------------------------
 
 
-def _key(alias: str, default: Any, description: str, *, env: bool = False, **constraints: Any) -> Any:
-    """A config key: its file name, default and description; ``env`` marks keys with a flag/env var."""
+PROFILE_EXTRA = "x-profile"
+"""Schema extra marking a key that only the named profile's policies read."""
+
+
+def _key(
+    alias: str,
+    default: Any,
+    description: str,
+    *,
+    env: bool = False,
+    profile: str | None = None,
+    **constraints: Any,
+) -> Any:
+    """A config key: its file name, default and description; ``env`` marks keys with a flag/env var,
+    ``profile`` keys only that profile's policies read."""
     extra: dict[str, JsonValue] | None = None
     if env:
         extra = {"x-flag": f"--{alias}", "x-env": env_var_name(alias)}
+    if profile is not None:
+        extra = {**(extra or {}), PROFILE_EXTRA: profile}
     return Field(
         default=default, alias=alias, description=description, json_schema_extra=extra, **constraints
     )
 
 
-PROFILE_EXTRA = "x-profile"
-"""Schema extra marking a key that only the named profile's policies read."""
-
-
 def _head_key(alias: str, default: Any, description: str, *, env: bool = False, **constraints: Any) -> Any:
     """A key of agent-stack-k8s v0.21-v0.47 that the upstream-v0.47 profile's policies read (the
     default profile ignores it, and says so: :meth:`ControllerConfig.notices`)."""
-    field = _key(alias, default, description, env=env, **constraints)
-    extra = dict(field.json_schema_extra or {})
-    extra[PROFILE_EXTRA] = UPSTREAM_V047
-    field.json_schema_extra = extra
-    return field
+    return _key(alias, default, description, env=env, profile=UPSTREAM_V047, **constraints)
 
 
 _ENV_OVERRIDES = {"id": "BUILDKITE_K8S_STACK_CONTROLLER_ID"}  # upstream's name; a bare ID would clash
@@ -1525,9 +1532,16 @@ def _message(error: ErrorDetails, loc: tuple[PathSegment, ...]) -> str:
 def _unknown_key_message(loc: tuple[PathSegment, ...]) -> str:
     """``unknown key`` plus ``(did you mean "max-in-flight"?)`` when a key of the same block is close."""
     model: type[BaseModel] | None = ControllerConfig
+    skip = False
     for part in loc[:-1]:
+        if skip:  # the name or index inside a map or list of blocks
+            skip = False
+            continue
         field = next((f for f in model.model_fields.values() if f.alias == part), None) if model else None
         model = _block_type(field) if field is not None else None
+        nested = _collection_block(field) if field is not None and model is None else None
+        if nested is not None:
+            model, skip = nested[0], True
     known = [str(field.alias) for field in model.model_fields.values()] if model is not None else []
     return unknown_field_message(str(loc[-1]), known).replace("unknown field", "unknown key", 1)
 
