@@ -34,6 +34,7 @@ def both_paths() -> tuple[PolicySet, PolicySet]:
 
 def test_the_library_only_set_has_no_fast_programs(both_paths: tuple[PolicySet, PolicySet]) -> None:
     fast, library = both_paths
+
     def programs(policies: PolicySet) -> list[object]:
         return [e.fast for p in policies.policies for v in p.variables for e in v.value.expressions()]
 
@@ -47,7 +48,8 @@ def test_both_paths_decide_alike(fixture: GoldenFixture, both_paths: tuple[Polic
     job = load_job_file(fixture.job)
     view = load_config_file(fixture.config).expression_view()
     templates_dir = fixture.path / "pod-templates"
-    arguments = [f"{f.stem}={f}" for f in sorted(templates_dir.glob("*.yaml"))] if templates_dir.is_dir() else []
+    files = sorted(templates_dir.glob("*.yaml")) if templates_dir.is_dir() else []
+    arguments = [f"{f.stem}={f}" for f in files]
     templates, problems = read_pod_templates(arguments)
     assert problems == []
     one = evaluate(fast, job, view, pod_templates=templates)

@@ -58,7 +58,8 @@ def test_set_env_replaces_in_place_and_appends() -> None:
 
 def test_small_list_helpers() -> None:
     assert without_keys({"a": 1, "b": 2, "c": 3}, ["a", "c"]) == {"b": 2}
-    mounts = [{"mountPath": "/a", "name": "x"}, {"mountPath": "/a", "name": "y"}, {"mountPath": "/b", "name": "z"}]
+    mounts = [{"mountPath": "/a", "name": "x"}, {"mountPath": "/a", "name": "y"}]
+    mounts.append({"mountPath": "/b", "name": "z"})
     assert distinct_by(mounts, "mountPath") == [mounts[0], mounts[2]]
     assert [go_duration(s) for s in (60, 90.5, 3600, 0)] == ["1m0s", "1m30.5s", "1h0m0s", "0s"]
     with pytest.raises(ValueError, match="expected a number of seconds"):
@@ -96,6 +97,7 @@ EXPRESSIONS: list[tuple[str, Any]] = [
 def test_helpers_on_both_evaluation_paths(source: str, expected: Any) -> None:
     fast = compile_expression(source, REGISTRY)
     library = compile_expression(source, LIBRARY_ONLY)
-    assert fast.fast is not None and library.fast is None
+    assert fast.fast is not None
+    assert library.fast is None
     assert Activation({}, REGISTRY).evaluate(fast) == expected
     assert Activation({}, LIBRARY_ONLY).evaluate(library) == expected
