@@ -27,6 +27,7 @@ from engine.kube.labels import JOB_UUID_LABEL
 from engine.model.config import ControllerConfig, parse_config
 from engine.model.jsonvalue import JSONObject
 from engine.policy.loader import load_policies
+from engine.resources import profile_policy_dirs
 from tests.fakes.buildkite import FakeBuildkite
 from tests.harness.cluster import KubeCluster
 
@@ -185,11 +186,14 @@ class Controllers:
         may_fail: bool = False,
         **config: Any,
     ) -> RunningController:
+        controller_config = self.config(**config)
+        # as engine run does: the config's profile policies, then the given directories
+        paths = (*profile_policy_dirs(controller_config.profile), *policy_dirs)
         runtime = ControllerRuntime(
-            self.config(**config),
-            load_policies(list(policy_dirs)),
+            controller_config,
+            load_policies(list(paths)),
             RuntimeOptions(
-                policy_paths=policy_dirs,
+                policy_paths=paths,
                 kubeconfig=str(self.kubeconfig),
                 health_port=health_port,
                 policy_reload_interval=reload_interval,

@@ -118,6 +118,17 @@ async def test_every_call_works_with_only_the_controller_permissions(
         )
         assert await kube.get_job("rbac-job") is not None
         await kube.set_job_active_deadline("rbac-job", 600)
+        assert await kube.get_pod_template("no-such-template") is None  # a get: 404, not 403
+        admin.create_namespaced_pod_template(
+            kube_namespace,
+            {
+                "metadata": {"name": "tpl"},
+                "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+            },
+        )
+        found = await kube.get_pod_template("tpl")
+        assert found is not None
+        assert found["metadata"]["name"] == "tpl"
 
         async def first_pod() -> dict[str, Any] | None:
             return next(iter(pods.objects()), None)
