@@ -141,6 +141,47 @@ class SchedulerMetrics:
 
 
 @dataclass
+class FailQueueMetrics:
+    """The background queue of Buildkite jobs waiting to be failed (``engine.controller.fail_queue``)."""
+
+    registry: CollectorRegistry
+
+    def __post_init__(self) -> None:
+        r, p = self.registry, f"{_NS}_fail_queue"
+        self.size = _gauge(r, f"{p}_size", "Buildkite jobs waiting to be failed")
+        self.oldest_seconds = _gauge(
+            r, f"{p}_oldest_seconds", "How long the longest-waiting job has waited to be failed"
+        )
+        self.enqueued = _counter(
+            r, f"{p}_enqueued", "Jobs offered to the queue, by result", ("result",)
+        )  # queued, already_queued, full
+        self.outcomes = _counter(
+            r, f"{p}_outcomes", "Attempts to fail a job, by outcome", ("outcome",)
+        )  # failed, rejected, retried, gave_up
+        self.attempt_seconds = Histogram(
+            f"{p}_attempt_seconds",
+            "Duration of one attempt to fail a job (the Agent API's own retries included)",
+            registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+
+
+@dataclass
+class RequestMetrics:
+    """Outbound requests to Buildkite that got no answer within ``http-timeout``."""
+
+    registry: CollectorRegistry
+
+    def __post_init__(self) -> None:
+        self.timeouts = _counter(
+            self.registry,
+            f"{_NS}_http_request_timeouts",
+            "Requests to Buildkite that timed out, by API (graphql, agent)",
+            ("api",),
+        )
+
+
+@dataclass
 class EngineMetrics:
     """The policy engine's own numbers: how long a decision takes and which policies deny."""
 
@@ -245,6 +286,8 @@ class ControllerMetrics:
         self.deduper = DeduperMetrics(self.registry)
         self.limiter = LimiterMetrics(self.registry)
         self.scheduler = SchedulerMetrics(self.registry)
+        self.fail_queue = FailQueueMetrics(self.registry)
+        self.requests = RequestMetrics(self.registry)
         self.engine = EngineMetrics(self.registry)
         self.job_watcher = JobWatcherMetrics(self.registry)
         self.pod_watcher = PodWatcherMetrics(self.registry)
