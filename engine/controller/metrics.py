@@ -63,6 +63,10 @@ class MonitorMetrics:
         self.jobs_handled = _counter(r, f"{p}_jobs_handled", "Jobs passed to the deduper")
         self.job_handler_errors = _counter(r, f"{p}_job_handler_errors", "Job handler errors", ("reason",))
         self.stale_jobs = _counter(r, f"{p}_stale_jobs", "Jobs not handled before their data went stale")
+        self.jobs_skipped_in_flight = _counter(
+            r, f"{p}_jobs_skipped_in_flight", "Listed jobs not queued: in flight or waiting to be failed"
+        )
+        self.work_queue_length = _gauge(r, f"{p}_work_queue_length", "Jobs waiting for a monitor worker")
 
 
 @dataclass

@@ -579,7 +579,7 @@ class ControllerConfig(_Block):
         _key(
             "job-creation-concurrency",
             5,
-            "Jobs handed to the scheduler concurrently per poll; <= 0 means 5.",
+            "Jobs handed to the scheduler at once (the monitor's workers); <= 0 means 5.",
             env=True,
         )
     )
