@@ -26,6 +26,7 @@ import gzip
 import itertools
 import json
 import threading
+import time
 import uuid as uuid_module
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -213,6 +214,8 @@ class RecordedRequest:
     variables: Mapping[str, Any] | None = None
     response: Any = None
     """The parsed JSON the fake answered with (``None`` for a non-JSON answer)."""
+    received_at: float = 0.0
+    """``time.monotonic()`` when the request arrived."""
 
 
 @dataclass
@@ -895,6 +898,7 @@ class FakeBuildkite:
     async def _record_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Any]
     ) -> web.StreamResponse:
+        received_at = time.monotonic()
         raw = await request.read()
         response = cast(web.StreamResponse, await handler(request))
         body: Any = raw
@@ -919,6 +923,7 @@ class FakeBuildkite:
                     operation_name=operation if isinstance(operation, str) else None,
                     variables=variables if isinstance(variables, dict) else None,
                     response=_json_of(response),
+                    received_at=received_at,
                 )
             )
         return response
