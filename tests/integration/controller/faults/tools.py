@@ -211,10 +211,16 @@ class JobClock:
         with self._lock:
             return dict(self._seen)
 
+    def wait_for(self, count: int, timeout: float = 120.0) -> None:
+        """Wait until at least ``count`` Jobs were seen."""
+        wait_until(f"{count} Kubernetes Jobs", lambda: len(self.seen) >= count, timeout, interval=0.02)
+
     def _run(self) -> None:
         while not self._stopped.is_set():
-            with contextlib.suppress(Exception):  # a dropped watch: list and watch again
+            try:
                 self._follow()
+            except Exception:  # a dropped watch (or no API server): list and watch again shortly
+                self._stopped.wait(0.2)
 
     def _follow(self) -> None:
         listing = self._batch.list_namespaced_job(self._namespace)
