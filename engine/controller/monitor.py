@@ -25,8 +25,8 @@ for the whole timeout); every page is seen, not only the first 100 jobs; and one
 longer stops scheduling for upstream's hard-coded 60 s.
 
 Errors: an invalid organization is fatal (:class:`MonitorStoppedError` ends :meth:`Monitor.run`, and
-with it the controller); any other query error is logged, the walk starts again from the first page
-and the next poll retries.
+with it the controller); any other query error is logged and the next poll retries, starting the walk
+again from the first page (a timeout or a rate limit keeps the walk's place).
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ from engine.model.tags import job_accepted_by_controller, parse_tags
 MIN_POLL_INTERVAL = 1.0
 """Seconds; a smaller configured interval is raised to this (Buildkite rate-limits GraphQL)."""
 DEFAULT_PAGINATION_DEPTH_LIMIT = 5
+BACKLOG = 100
+"""Jobs waiting for a worker (one page) from which a cycle reads only the first page."""
 
 _log = logging.getLogger(__name__)
 
@@ -157,11 +159,10 @@ class Monitor:
         except TimeoutError:
             if not deadline.expired():
                 raise
-            self._cursor = None
             self._metrics.job_query_errors.inc()
             _log.warning(
                 "polling Buildkite took longer than stale-job-data-timeout (%gs); "
-                "the next poll starts again from the first page",
+                "the next poll goes on from the last page that arrived",
                 self.stale_job_data_timeout,
             )
         except InvalidOrganizationError as exc:
@@ -180,18 +181,22 @@ class Monitor:
         return 0.0
 
     async def _walk(self, queue: str) -> None:
-        """The first page, then (page budget allowing) onwards from the saved cursor."""
+        """The first page, then (page budget allowing) onwards from the saved cursor. While the
+        workers are a page or more behind, only the first page: new jobs are still seen at once, and
+        the walk waits instead of fetching pages whose jobs would go stale in the queue."""
+        if len(self._work) >= BACKLOG:
+            await self._fetch(queue, after=None, pages=1, advance=False)
+            return
         budget = self.pagination_depth_limit
         if self._cursor is not None and budget >= 2:
-            await self._fetch(queue, after=None, pages=1)
+            await self._fetch(queue, after=None, pages=1, advance=False)
             budget -= 1
-        self._cursor = await self._fetch(queue, after=self._cursor, pages=budget)
+        await self._fetch(queue, after=self._cursor, pages=budget, advance=True)
 
-    async def _fetch(self, queue: str, *, after: str | None, pages: int) -> str | None:
-        """Fetch up to ``pages`` pages from ``after``, queueing each on arrival; the cursor after the
-        last page fetched, or ``None`` when the listing ended."""
+    async def _fetch(self, queue: str, *, after: str | None, pages: int, advance: bool) -> None:
+        """Fetch up to ``pages`` pages from ``after``, queueing each on arrival; with ``advance``,
+        the walk's cursor moves with each page (so a cycle cut short keeps what it read)."""
         loop = asyncio.get_running_loop()
-        cursor: str | None = None
         walk = self._source.scheduled_job_pages(
             self._org, queue, self._cluster_uuid, after=after, max_pages=pages
         )
@@ -201,8 +206,9 @@ class Monitor:
                 try:
                     page = await anext(walk)
                 except StopAsyncIteration:
-                    return cursor
-                cursor = page.end_cursor
+                    return
+                if advance:
+                    self._cursor = page.end_cursor
                 self._queue_page(page.nodes, requested_at)
 
     def _queue_page(self, nodes: list[JSONObject], queried_at: float) -> None:

@@ -572,7 +572,7 @@ class ControllerConfig(_Block):
     stale_job_data_timeout: Annotated[Duration, _default_unless_positive(10.0)] = _key(
         "stale-job-data-timeout",
         10.0,
-        "How long job data from one poll is trusted; <= 0 means 10s.",
+        "How long job data from one poll is trusted, and the longest one poll may take; <= 0 means 10s.",
         env=True,
     )
     job_creation_concurrency: Annotated[Integer, AfterValidator(lambda value: value if value > 0 else 5)] = (

@@ -350,6 +350,40 @@ async def test_a_cycle_fetches_at_most_the_depth_limit_and_the_walk_continues_ne
     assert sample(metrics, "buildkite_monitor_jobs_skipped_in_flight_total") > 0
 
 
+async def test_while_the_workers_are_a_page_behind_a_cycle_reads_the_first_page_only(
+    fake: FakeBuildkite, source: TimedSource, handler: Handler, metrics: ControllerMetrics
+) -> None:
+    fake.add_jobs(350)
+    handler.gate = asyncio.Event()  # the workers fall behind
+    target = monitor(source, handler, metrics, concurrency=1, holds=lambda uuid, _: uuid in handler.uuids)
+    async with running(target):
+        await until("three cycles", lambda: len(source.times) >= 3, timeout=5)
+        cursors = page_requests(fake)
+        waiting = len(target.queued)
+        handler.gate.set()
+    assert cursors[0] is None
+    assert all(cursor is not None for cursor in cursors[1:4])  # cycle 1: all four pages
+    assert cursors[4:] == [None] * len(cursors[4:])  # then the first page only, for new jobs
+    assert waiting >= 100
+
+
+async def test_a_cycle_cut_short_keeps_the_pages_it_read(
+    fake: FakeBuildkite, source: TimedSource, handler: Handler, metrics: ControllerMetrics
+) -> None:
+    fake.add_jobs(300)
+    source.later_page_delay = 1.0  # pages after the first of a walk come a second late
+    target = monitor(source, handler, metrics, stale=1.5, holds=lambda uuid, _: uuid in handler.uuids)
+    async with running(target):
+        await until("every job", lambda: len(set(handler.uuids)) == 300, timeout=15)
+    cursors = page_requests(fake)
+    # cycle 1: page 1, page 2 a second later, then cut short while page 3 was late; cycle 2: the first
+    # page, then on from page 2's cursor (page 3) instead of starting the walk again
+    assert cursors[:3] == [None, cursors[1], cursors[2]]
+    assert cursors[3] is None
+    assert cursors[4] == cursors[2]
+    assert sample(metrics, "buildkite_monitor_job_query_errors_total") >= 1
+
+
 async def test_a_cycle_never_outlives_the_stale_timeout(
     fake: FakeBuildkite, handler: Handler, metrics: ControllerMetrics, caplog: pytest.LogCaptureFixture
 ) -> None:
