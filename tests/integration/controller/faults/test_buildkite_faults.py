@@ -67,26 +67,30 @@ def test_graphql_500s_a_rate_limit_and_a_hung_request_cost_only_their_own_time(
         figures.latency("baseline", baseline)
         everything += added
 
-        # An outage: every GraphQL request answers 500 for 3 s.
+        # An outage: every GraphQL request answers 500 for 2 s (a job listed meanwhile cannot be seen
+        # before it ends; what is measured is that nothing else is added to that).
         started = time.monotonic()
         buildkite.faults.fail("graphql", 500)
         added = add_spread(buildkite, JOBS_PER_PHASE, SPACING)
-        _until_elapsed(started, 3.0)
+        _until_elapsed(started, 2.0)
         buildkite.faults.clear("graphql")
-        assert_within_normal(figures, "GraphQL 500 for 3s", baseline, latencies(added, clock))
+        cleared = time.monotonic()
+        assert_within_normal(figures, "GraphQL 500 for 2s", baseline, latencies(added, clock))
+        first_job = min(clock.seen[uuid] for uuid in added)
+        figures.note(f"first Job {first_job - cleared:.2f}s after the outage ended")
         everything += added
         assert_alive_and_ready(controller)
 
-        # A rate limit asking for 3 s: the next poll waits exactly that long.
-        buildkite.faults.fail("graphql", 429, count=1, retry_after=3, only="GetScheduledJobs")
+        # A rate limit asking for 2 s: the next poll waits that long, no more, no less.
+        buildkite.faults.fail("graphql", 429, count=1, retry_after=2, only="GetScheduledJobs")
         added = add_spread(buildkite, JOBS_PER_PHASE, SPACING)
-        assert_within_normal(figures, "GraphQL 429 Retry-After 3s", baseline, latencies(added, clock))
+        assert_within_normal(figures, "GraphQL 429 Retry-After 2s", baseline, latencies(added, clock))
         everything += added
         polls = buildkite.graphql_requests("GetScheduledJobs")
         limited = next(index for index, request in enumerate(polls) if request.status == 429)
         waited = polls[limited + 1].received_at - polls[limited].received_at
-        figures.note(f"next poll {waited:.2f}s after the 429 (Retry-After 3s)")
-        assert waited >= 2.9
+        figures.note(f"next poll {waited:.2f}s after the 429 (Retry-After 2s)")
+        assert 1.95 <= waited < 4.0
         assert_alive_and_ready(controller)
 
         # One poll hangs far beyond http-timeout (2 s): it costs that one cycle.
