@@ -35,7 +35,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from engine.controller.metrics import ControllerMetrics
 from engine.controller.pipeline import DuplicateJobError, JobNotCreatedError, PendingJob
@@ -128,24 +128,29 @@ class Scheduler:
             message = PARSE_FAILURE_PREFIX + "; ".join(exc.problems)
             await self._fail(job, message, "parse_error")
             raise JobNotCreatedError(job.uuid, "parse_error", message) from None
+        except Exception as exc:  # the job's own data made deciding fail: retrying cannot help
+            await self._fail_undecidable(job, exc)
         try:
             decision = await self._evaluate(buildkite_job)
             manifest = self._finish_manifest(decision) if decision.admitted else None
-        except Exception as exc:  # the job's own data made deciding fail: retrying cannot help
-            message = ENGINE_FAILURE_PREFIX + _engine_failure(exc)
-            _log.warning(
-                "job %s: deciding it raised %s: %s; failing it",
-                job.uuid,
-                type(exc).__name__,
-                _first_line(exc),
-                exc_info=exc,
-            )
-            await self._fail(job, message, "engine_error")
-            raise JobNotCreatedError(job.uuid, "engine_error", message) from None
+        except Exception as exc:
+            await self._fail_undecidable(job, exc)
         if manifest is None:
             await self._fail(job, decision.failure_message, "denied")
             raise JobNotCreatedError(job.uuid, "denied", decision.failure_message)
         return manifest
+
+    async def _fail_undecidable(self, job: PendingJob, exc: Exception) -> NoReturn:
+        message = ENGINE_FAILURE_PREFIX + _engine_failure(exc)
+        _log.warning(
+            "job %s: deciding it raised %s: %s; failing it",
+            job.uuid,
+            type(exc).__name__,
+            _first_line(exc),
+            exc_info=exc,
+        )
+        await self._fail(job, message, "engine_error")
+        raise JobNotCreatedError(job.uuid, "engine_error", message) from None
 
     async def _evaluate(self, job: BuildkiteJob) -> Decision:
         policies = self._policies.current  # this job keeps this set, whatever a reload does meanwhile

@@ -316,6 +316,28 @@ async def test_a_denial_returns_at_once_while_the_agent_api_hangs(
     assert fake.job(uuid).log == "deploying from kubernetes is not allowed"
 
 
+async def test_a_job_whose_parsing_raises_unexpectedly_is_failed_the_same_way(
+    fake: FakeBuildkite,
+    failures: FailQueue,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uuid = fake.add_job()
+
+    def parse_or_raise(node: Mapping[str, JSON]) -> BuildkiteJob:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr("engine.controller.scheduler.parse_job", parse_or_raise)
+    with pytest.raises(JobNotCreatedError) as raised:
+        await scheduler(failures, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+    await drained(failures)
+    assert raised.value.reason == "engine_error"
+    assert fake.job(uuid).log.endswith("its data is nested too deeply to evaluate (RecursionError)")
+
+
 async def test_a_job_whose_evaluation_raises_is_failed_once_without_the_traceback(
     fake: FakeBuildkite,
     failures: FailQueue,
