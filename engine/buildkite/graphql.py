@@ -1,7 +1,8 @@
 """Async client for the Buildkite GraphQL API: list scheduled jobs, read a job's state, cancel a job.
 
 It speaks through ``gql`` over aiohttp and validates each document against the shipped schema subset
-before sending. Two things the stock ``gql`` transport hides are recovered here:
+once, before its first send (not on every request: see ``schema.checked_document``). Two things the
+stock ``gql`` transport hides are recovered here:
 
 * the HTTP status and headers of every response (a trace hook on the aiohttp session records them per
   request), because Buildkite answers a rate-limited call with HTTP 429 *and* a JSON ``errors`` body,
@@ -38,7 +39,7 @@ from engine.buildkite import documents
 from engine.buildkite.errors import BuildkiteAPIError, InvalidOrganizationError, RateLimitedError
 from engine.buildkite.http_headers import wait_hint
 from engine.buildkite.ids import cluster_graphql_id, is_uuid
-from engine.buildkite.schema import subset_schema
+from engine.buildkite.schema import checked_document
 from engine.model.jsonvalue import JSON, JSONObject
 
 __all__ = [
@@ -275,7 +276,7 @@ class BuildkiteGraphQL:
                         "trace_configs": [trace],
                     },
                 )
-                client = Client(transport=transport, schema=subset_schema(), execute_timeout=self._timeout)
+                client = Client(transport=transport, execute_timeout=self._timeout)
                 self._session = await client.connect_async()  # type: ignore[no-untyped-call]
                 self._client = client
             return self._session
@@ -283,9 +284,11 @@ class BuildkiteGraphQL:
     async def _execute(self, operation: str, document: str, variables: dict[str, JSON]) -> JSONObject:
         session = await self._session_for_request()
         info = _ResponseInfo()
-        request = GraphQLRequest(document, variable_values=variables, operation_name=operation)
         failure: str
         try:
+            request = GraphQLRequest(
+                checked_document(document), variable_values=variables, operation_name=operation
+            )
             result = await session.execute(
                 request, get_execution_result=True, extra_args={"trace_request_ctx": info}
             )
