@@ -355,6 +355,28 @@ async def test_a_cycle_fetches_at_most_the_depth_limit_and_the_walk_continues_ne
     assert sample(metrics, "buildkite_monitor_jobs_skipped_in_flight_total") > 0
 
 
+async def test_a_new_burst_in_front_of_jobs_in_flight_is_read_in_one_cycle(
+    fake: FakeBuildkite, source: TimedSource, handler: Handler, metrics: ControllerMetrics
+) -> None:
+    """A listing of jobs already in flight, then a burst of new ones (newest first, so in front): the
+    next cycle reads from the first page on while pages bring new jobs, not one page and then the old
+    jobs deep in the walk."""
+    in_flight = set(fake.add_jobs(400))
+    target = monitor(source, handler, metrics, depth=3, holds=lambda uuid, _: uuid in in_flight)
+    await target.poll_once("kubernetes")  # the walk is now deep among the jobs in flight
+    assert target.queued == []
+    burst = fake.add_jobs(300)
+    before = len(page_requests(fake))
+    await target.poll_once("kubernetes")
+    assert sorted(target.queued) == sorted(burst)
+    assert page_requests(fake)[before:][0] is None  # from the first page
+    assert len(page_requests(fake)) - before == 3  # within the depth limit
+    in_flight.update(burst)
+    await target.poll_once("kubernetes")  # nothing new in front: one page, then the walk goes on
+    assert page_requests(fake)[before + 3 :][0] is None
+    assert all(cursor is not None for cursor in page_requests(fake)[before + 4 :])
+
+
 async def test_while_the_workers_are_a_page_behind_a_cycle_reads_the_first_page_only(
     fake: FakeBuildkite, source: TimedSource, handler: Handler, metrics: ControllerMetrics
 ) -> None:
