@@ -398,12 +398,14 @@ async def test_a_cycle_cut_short_keeps_the_pages_it_read(
     fake: FakeBuildkite, source: TimedSource, handler: Handler, metrics: ControllerMetrics
 ) -> None:
     fake.add_jobs(300)
-    source.later_page_delay = 1.0  # pages after the first of a walk come a second late
-    target = monitor(source, handler, metrics, stale=1.5, holds=lambda uuid, _: uuid in handler.uuids)
+    # pages after the first of a walk come 2 s late; a cycle may last 3 s: page 2 arrives, page 3 is
+    # cut short (a second either way of slack for a loaded machine)
+    source.later_page_delay = 2.0
+    target = monitor(source, handler, metrics, stale=3.0, holds=lambda uuid, _: uuid in handler.uuids)
     async with running(target):
-        await until("every job", lambda: len(set(handler.uuids)) == 300, timeout=15)
+        await until("every job", lambda: len(set(handler.uuids)) == 300, timeout=30)
     cursors = page_requests(fake)
-    # cycle 1: page 1, page 2 a second later, then cut short while page 3 was late; cycle 2: the first
+    # cycle 1: page 1, page 2 later, then cut short while page 3 was late; cycle 2: the first
     # page, then on from page 2's cursor (page 3) instead of starting the walk again
     assert cursors[:3] == [None, cursors[1], cursors[2]]
     assert cursors[3] is None
