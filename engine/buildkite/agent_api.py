@@ -46,6 +46,8 @@ __all__ = [
 
 DEFAULT_AGENT_ENDPOINT = "https://agent.buildkite.com/v3"
 USER_AGENT = f"agent-stack-policy/{engine.__version__}"
+DEFAULT_TIMEOUT = 10.0
+"""Seconds one request may take (the ``http-timeout`` default)."""
 EXIT_STATUS = 1
 """The exit status a controller-failed job finishes with."""
 
@@ -65,15 +67,19 @@ class AgentAPI:
         user_agent: str = USER_AGENT,
         sleep: Sleep = asyncio.sleep,
         retry_scale: float = 1.0,
-        request_timeout: float = 60.0,
+        request_timeout: float = DEFAULT_TIMEOUT,
+        on_timeout: Callable[[str], None] | None = None,
         agent_version: str = engine.__version__,
         rng: random.Random | None = None,
     ) -> None:
+        """``request_timeout``: seconds one request may take (``http-timeout``); ``on_timeout(step)`` is
+        called for each request that got no answer in time (the controller counts them)."""
         self.endpoint = (endpoint or DEFAULT_AGENT_ENDPOINT).rstrip("/")
         self.user_agent = user_agent
         self.sleep = sleep
         self.retry_scale = retry_scale
         self.request_timeout = request_timeout
+        self.on_timeout = on_timeout
         self.agent_version = agent_version
         self.rng = rng or random.Random()
 
@@ -312,6 +318,8 @@ class _AcquireAndFail:
             async with self._http.request(method, url, data=data, headers=request_headers) as response:
                 return _Response(response.status, dict(response.headers), await response.read())
         except TimeoutError:
+            if self._api.on_timeout is not None:
+                self._api.on_timeout(_step_of(url))
             raise _RetryableError(f"no response within {self._api.request_timeout:g}s") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _RetryableError(self._redact(f"{type(exc).__name__}: {exc}")) from None
@@ -335,6 +343,11 @@ class _AcquireAndFail:
             if secret:
                 text = text.replace(secret, "[redacted]")
         return " ".join(text.split())
+
+
+def _step_of(url: str) -> str:
+    """The protocol step a request URL belongs to (``register``, ``acquire``, ``chunks``...)."""
+    return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 def _chunks(data: bytes, max_size: JSON) -> list[tuple[int, int, bytes]]:

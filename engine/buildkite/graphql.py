@@ -1,7 +1,8 @@
 """Async client for the Buildkite GraphQL API: list scheduled jobs, read a job's state, cancel a job.
 
 It speaks through ``gql`` over aiohttp and validates each document against the shipped schema subset
-before sending. Two things the stock ``gql`` transport hides are recovered here:
+once, before its first send (not on every request: see ``schema.checked_document``). Two things the
+stock ``gql`` transport hides are recovered here:
 
 * the HTTP status and headers of every response (a trace hook on the aiohttp session records them per
   request), because Buildkite answers a rate-limited call with HTTP 429 *and* a JSON ``errors`` body,
@@ -11,14 +12,17 @@ before sending. Two things the stock ``gql`` transport hides are recovered here:
   ``Authorization`` header) can carry the token into a log.
 
 Unlike upstream (which looked at the first 100 jobs only, behaviour spec §8.2) the job listing follows
-``pageInfo.endCursor`` until the last page.
+``pageInfo.endCursor``, page by page, so a caller can hand the first jobs on while later pages are
+still on their way, and can resume a walk at a cursor. Every request is bounded by ``timeout`` (the
+``http-timeout`` config key; upstream hard-coded 60 s).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace, TracebackType
 from typing import Any, Self
@@ -35,15 +39,17 @@ from engine.buildkite import documents
 from engine.buildkite.errors import BuildkiteAPIError, InvalidOrganizationError, RateLimitedError
 from engine.buildkite.http_headers import wait_hint
 from engine.buildkite.ids import cluster_graphql_id, is_uuid
-from engine.buildkite.schema import subset_schema
+from engine.buildkite.schema import checked_document
 from engine.model.jsonvalue import JSON, JSONObject
 
 __all__ = [
     "DEFAULT_GRAPHQL_ENDPOINT",
+    "DEFAULT_TIMEOUT",
     "BuildkiteAPIError",
     "BuildkiteGraphQL",
     "CommandJobRef",
     "InvalidOrganizationError",
+    "JobPage",
     "RateLimitedError",
     "ScheduledJob",
 ]
@@ -52,6 +58,8 @@ DEFAULT_GRAPHQL_ENDPOINT = "https://graphql.buildkite.com/v1"
 USER_AGENT = f"agent-stack-policy/{engine.__version__}"
 DEFAULT_RATE_LIMIT_WAIT = 5.0
 """Seconds to wait after a 429 that names no wait of its own."""
+DEFAULT_TIMEOUT = 10.0
+"""Seconds one request may take (the ``http-timeout`` default); upstream hard-coded 60 s."""
 
 _log = logging.getLogger(__name__)
 
@@ -67,6 +75,15 @@ class ScheduledJob:
     def from_node(cls, node: JSONObject) -> ScheduledJob:
         """Wrap a wire-shape node; the node is kept as is (never copied or normalised)."""
         return cls(uuid=str(node["uuid"]), raw=node)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of scheduled jobs: the wire-shape nodes, and the cursor of the next page (``None``
+    when there is none)."""
+
+    nodes: list[JSONObject]
+    end_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -97,10 +114,20 @@ async def _record_response(
 class BuildkiteGraphQL:
     """One connection to Buildkite's GraphQL endpoint, opened on first use and closed by :meth:`close`."""
 
-    def __init__(self, endpoint: str, token: str, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        token: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        on_timeout: Callable[[str], None] | None = None,
+    ) -> None:
+        """``timeout``: seconds one request may take; ``on_timeout(operation)`` is called for each
+        request that got no answer in time (the controller counts them)."""
         self._endpoint = endpoint or DEFAULT_GRAPHQL_ENDPOINT
         self._token = token
         self._timeout = timeout
+        self._on_timeout = on_timeout
         self._client: Client | None = None
         self._session: AsyncClientSession | None = None
         self._connect_lock = asyncio.Lock()
@@ -116,10 +143,35 @@ class BuildkiteGraphQL:
     async def scheduled_jobs(self, org: str, queue: str, cluster_uuid: str = "") -> list[JSONObject]:
         """Every scheduled command job of ``org`` targeting ``queue``, as wire-shape ``JobTypeCommand`` nodes.
 
+        All pages of :meth:`scheduled_job_pages`, joined (a job seen on two pages is returned once).
+        Raises :class:`InvalidOrganizationError` when the slug names no visible organization.
+        """
+        nodes: list[JSONObject] = []
+        async with contextlib.aclosing(self.scheduled_job_pages(org, queue, cluster_uuid)) as pages:
+            async for page in pages:
+                nodes.extend(page.nodes)
+        return nodes
+
+    async def scheduled_job_pages(
+        self,
+        org: str,
+        queue: str,
+        cluster_uuid: str = "",
+        *,
+        after: str | None = None,
+        max_pages: int | None = None,
+    ) -> AsyncGenerator[JobPage, None]:
+        """The scheduled command jobs of ``org`` targeting ``queue``, one page (100 jobs) at a time.
+
+        Each page is yielded as soon as it arrives, so a caller can act on the first jobs while later
+        pages are still being fetched. The walk starts at ``after`` (a cursor from an earlier page;
+        ``None`` for the first page) and stops after ``max_pages`` pages or at the last page; a page's
+        ``end_cursor`` says where the next one starts (``None`` on the last page).
+
         Unclustered: rules ``["queue=<queue>"]`` are always sent (even for an empty queue) with
         ``clustered: false``. Clustered: the cluster filter is used and the rules only when ``queue`` is
-        set, as upstream does. Pages are followed until ``hasNextPage`` is false; a cursor that does not
-        advance ends the walk (logged) instead of looping. A job seen on two pages is returned once.
+        set, as upstream does. A cursor that does not advance ends the walk (logged) instead of
+        looping, and a job already yielded on an earlier page of this walk is left out.
         Raises :class:`InvalidOrganizationError` when the slug names no visible organization.
         """
         variables: dict[str, JSON]
@@ -134,31 +186,32 @@ class BuildkiteGraphQL:
             operation, document = "GetScheduledJobs", documents.GET_SCHEDULED_JOBS
             variables = {"slug": org, "agentQueryRules": [f"queue={queue}"]}
 
-        nodes: list[JSONObject] = []
         seen_uuids: set[str] = set()
-        seen_cursors: set[str] = set()
-        after: str | None = None
+        seen_cursors: set[str] = set() if after is None else {after}
+        fetched = 0
         while True:
             page_variables = dict(variables) if after is None else {**variables, "after": after}
             data = await self._execute(operation, document, page_variables)
+            fetched += 1
             connection = _jobs_connection(data, org)
+            nodes: list[JSONObject] = []
             for node in _edge_nodes(connection):
                 uuid = node.get("uuid")
                 if isinstance(uuid, str) and uuid not in seen_uuids:
                     seen_uuids.add(uuid)
                     nodes.append(node)
-            page_info = connection.get("pageInfo")
-            if not isinstance(page_info, dict) or not page_info.get("hasNextPage"):
-                return nodes
-            cursor = page_info.get("endCursor")
-            if not isinstance(cursor, str) or not cursor or cursor in seen_cursors:
+            cursor = _next_cursor(connection)
+            if cursor is not None and cursor in seen_cursors:
                 _log.warning(
                     "%s: Buildkite reported more pages but the cursor did not advance; "
                     "stopping after %d jobs",
                     operation,
-                    len(nodes),
+                    len(seen_uuids),
                 )
-                return nodes
+                cursor = None
+            yield JobPage(nodes=nodes, end_cursor=cursor)
+            if cursor is None or (max_pages is not None and fetched >= max_pages):
+                return
             seen_cursors.add(cursor)
             after = cursor
 
@@ -223,7 +276,7 @@ class BuildkiteGraphQL:
                         "trace_configs": [trace],
                     },
                 )
-                client = Client(transport=transport, schema=subset_schema(), execute_timeout=self._timeout)
+                client = Client(transport=transport, execute_timeout=self._timeout)
                 self._session = await client.connect_async()  # type: ignore[no-untyped-call]
                 self._client = client
             return self._session
@@ -231,18 +284,22 @@ class BuildkiteGraphQL:
     async def _execute(self, operation: str, document: str, variables: dict[str, JSON]) -> JSONObject:
         session = await self._session_for_request()
         info = _ResponseInfo()
-        request = GraphQLRequest(document, variable_values=variables, operation_name=operation)
         failure: str
         try:
+            request = GraphQLRequest(
+                checked_document(document), variable_values=variables, operation_name=operation
+            )
             result = await session.execute(
                 request, get_execution_result=True, extra_args={"trace_request_ctx": info}
             )
         except TransportQueryError as exc:
             failure = _graphql_messages(exc.errors) or "the API returned an error"
         except TimeoutError:
-            failure = f"no response within {self._timeout:g}s"
+            failure = self._timed_out(operation)
         except (TransportError, aiohttp.ClientError, GraphQLError, OSError) as exc:
-            failure = self._describe(exc)
+            failure = (
+                self._timed_out(operation) if isinstance(exc.__cause__, TimeoutError) else self._describe(exc)
+            )
         else:
             if info.status == 429:
                 raise RateLimitedError(wait_hint(info.headers, DEFAULT_RATE_LIMIT_WAIT), operation)
@@ -250,10 +307,13 @@ class BuildkiteGraphQL:
             return data if isinstance(data, dict) else {}
         raise self._failure(operation, info, failure) from None
 
+    def _timed_out(self, operation: str) -> str:
+        if self._on_timeout is not None:
+            self._on_timeout(operation)
+        return f"no response within {self._timeout:g}s"
+
     def _describe(self, exc: BaseException) -> str:
         cause = exc.__cause__
-        if isinstance(cause, TimeoutError):
-            return f"no response within {self._timeout:g}s"
         text = str(exc) or (f"{type(cause).__name__}: {cause}" if cause is not None else "")
         return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -275,6 +335,15 @@ def _jobs_connection(data: JSONObject, org: str) -> JSONObject:
         raise InvalidOrganizationError(org)
     jobs = organization.get("jobs")
     return jobs if isinstance(jobs, dict) else {}
+
+
+def _next_cursor(connection: JSONObject) -> str | None:
+    """Where the page after this one starts; ``None`` when this is the last page."""
+    page_info = connection.get("pageInfo")
+    if not isinstance(page_info, dict) or not page_info.get("hasNextPage"):
+        return None
+    cursor = page_info.get("endCursor")
+    return cursor if isinstance(cursor, str) and cursor else None
 
 
 def _edge_nodes(connection: JSONObject) -> list[JSONObject]:

@@ -63,6 +63,10 @@ class MonitorMetrics:
         self.jobs_handled = _counter(r, f"{p}_jobs_handled", "Jobs passed to the deduper")
         self.job_handler_errors = _counter(r, f"{p}_job_handler_errors", "Job handler errors", ("reason",))
         self.stale_jobs = _counter(r, f"{p}_stale_jobs", "Jobs not handled before their data went stale")
+        self.jobs_skipped_in_flight = _counter(
+            r, f"{p}_jobs_skipped_in_flight", "Listed jobs not queued: in flight or waiting to be failed"
+        )
+        self.work_queue_length = _gauge(r, f"{p}_work_queue_length", "Jobs waiting for a monitor worker")
 
 
 @dataclass
@@ -137,6 +141,47 @@ class SchedulerMetrics:
         self.jobs_failed_on_buildkite = _counter(r, f"{p}_jobs_failed_on_buildkite", "Buildkite jobs failed")
         self.job_fail_on_buildkite_errors = _counter(
             r, f"{p}_job_fail_on_buildkite_errors", "Errors failing Buildkite jobs"
+        )
+
+
+@dataclass
+class FailQueueMetrics:
+    """The background queue of Buildkite jobs waiting to be failed (``engine.controller.fail_queue``)."""
+
+    registry: CollectorRegistry
+
+    def __post_init__(self) -> None:
+        r, p = self.registry, f"{_NS}_fail_queue"
+        self.size = _gauge(r, f"{p}_size", "Buildkite jobs waiting to be failed")
+        self.oldest_seconds = _gauge(
+            r, f"{p}_oldest_seconds", "How long the longest-waiting job has waited to be failed"
+        )
+        self.enqueued = _counter(
+            r, f"{p}_enqueued", "Jobs offered to the queue, by result", ("result",)
+        )  # queued, already_queued, full
+        self.outcomes = _counter(
+            r, f"{p}_outcomes", "Attempts to fail a job, by outcome", ("outcome",)
+        )  # failed, rejected, retried, gave_up
+        self.attempt_seconds = Histogram(
+            f"{p}_attempt_seconds",
+            "Duration of one attempt to fail a job (the Agent API's own retries included)",
+            registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+
+
+@dataclass
+class RequestMetrics:
+    """Outbound requests to Buildkite that got no answer within ``http-timeout``."""
+
+    registry: CollectorRegistry
+
+    def __post_init__(self) -> None:
+        self.timeouts = _counter(
+            self.registry,
+            f"{_NS}_http_request_timeouts",
+            "Requests to Buildkite that timed out, by API (graphql, agent)",
+            ("api",),
         )
 
 
@@ -245,6 +290,8 @@ class ControllerMetrics:
         self.deduper = DeduperMetrics(self.registry)
         self.limiter = LimiterMetrics(self.registry)
         self.scheduler = SchedulerMetrics(self.registry)
+        self.fail_queue = FailQueueMetrics(self.registry)
+        self.requests = RequestMetrics(self.registry)
         self.engine = EngineMetrics(self.registry)
         self.job_watcher = JobWatcherMetrics(self.registry)
         self.pod_watcher = PodWatcherMetrics(self.registry)

@@ -5,13 +5,17 @@ schedules):
 
 1. health (and metrics) HTTP servers, so probes answer while the rest starts;
 2. clients: Kubernetes (kubeconfig or in-cluster), Buildkite GraphQL, Buildkite agent API;
-3. the pipeline, back to front: scheduler ← limiter (only when ``max-in-flight`` > 0) ← deduper;
+3. the pipeline, back to front: scheduler ← limiter (only when ``max-in-flight`` > 0) ← deduper, and
+   the fail queue the scheduler hands Buildkite jobs to fail to (the deduper holds them meanwhile);
 4. informers for Jobs and pods labelled ``buildkite.com/controller-id=<id>``, with the limiter, deduper
    and watchers subscribed *before* they start, so the initial list seeds their state;
 5. wait until the Job informer delivered its initial list (the limiter and deduper must know the
    existing Jobs before the first poll, or a restarted controller would duplicate them or overrun the
    limit);
-6. watchers' timers, the policy reloader, and finally the monitor.
+6. watchers' timers, the policy reloader, the fail queue's workers, and finally the monitor.
+
+Every request to Buildkite is bounded by ``http-timeout`` (counted in
+``buildkite_http_request_timeouts_total{api}`` when it runs out).
 
 The controller then runs until :meth:`ControllerRuntime.stop` (SIGTERM/SIGINT in ``engine run``) or
 until the monitor cannot go on (invalid organization): both stop polling first, cancel every task,
@@ -34,6 +38,7 @@ from kubernetes import client as k8s_client
 from engine.buildkite.agent_api import AgentAPI
 from engine.buildkite.graphql import BuildkiteGraphQL
 from engine.controller.deduper import Deduper
+from engine.controller.fail_queue import FailQueue
 from engine.controller.failer import JobFailer
 from engine.controller.health import HealthServer, Status
 from engine.controller.identity import controller_id
@@ -96,6 +101,7 @@ class _Components:
     deduper: Deduper
     limiter: Limiter | None
     scheduler: Scheduler
+    fail_queue: FailQueue
     monitor: Monitor
     watchers: list[CompletionsWatcher | JobWatcher | PodWatcher] = field(default_factory=list)
 
@@ -206,7 +212,12 @@ class ControllerRuntime:
                 )
             except KubeError as exc:
                 raise ControllerFatalError(str(exc)) from None
-            graphql = BuildkiteGraphQL(self.config.graphql_endpoint, self.config.buildkite_token)
+            graphql = BuildkiteGraphQL(
+                self.config.graphql_endpoint,
+                self.config.buildkite_token,
+                timeout=self.config.http_timeout,
+                on_timeout=lambda _operation: self.metrics.requests.timeouts.labels(api="graphql").inc(),
+            )
             components = self._build(api, graphql)
             self.components = components
             _log.info(
@@ -240,6 +251,7 @@ class ControllerRuntime:
             interval=self.options.policy_reload_interval,
         )
         tasks.append(self._spawn("policy reloader", reloader.run()))
+        tasks.append(self._spawn("fail queue", components.fail_queue.run()))
         tasks.append(self._spawn("monitor", components.monitor.run()))
         self._ready = True
         _log.info("controller %s is polling Buildkite", self.controller_id)
@@ -248,17 +260,25 @@ class ControllerRuntime:
     def _build(self, api: k8s_client.ApiClient, graphql: BuildkiteGraphQL) -> _Components:
         config, metrics = self.config, self.metrics
         kube = KubeClient(api, config.namespace, create_workers=config.job_creation_concurrency)
-        agent_api = AgentAPI(config.agent_config.endpoint or "") if config.agent_config else AgentAPI()
-        tokens = _ScrubbedTokenSource(kube, self.scrubber)
-        scheduler = Scheduler(
-            kube, JobFailer(tokens, agent_api, config), self.policies, config, metrics, pod_templates=kube
+        agent_api = AgentAPI(
+            config.agent_config.endpoint or "" if config.agent_config else "",
+            request_timeout=config.http_timeout,
+            on_timeout=lambda _step: metrics.requests.timeouts.labels(api="agent").inc(),
         )
+        tokens = _ScrubbedTokenSource(kube, self.scrubber)
+        fail_queue = FailQueue(
+            JobFailer(tokens, agent_api, config),
+            metrics.fail_queue,
+            metrics.scheduler,
+            remember_for=2 * config.stale_job_data_timeout,
+        )
+        scheduler = Scheduler(kube, fail_queue, self.policies, config, metrics, pod_templates=kube)
         limiter = None
         after_deduper: JobHandler = scheduler.handle
         if config.max_in_flight > 0:
             limiter = Limiter(scheduler.handle, config.max_in_flight, metrics.limiter)
             after_deduper = limiter.handle
-        deduper = Deduper(after_deduper, metrics.deduper)
+        deduper = Deduper(after_deduper, metrics.deduper, held=fail_queue.holds)
         monitor = Monitor(
             graphql,
             deduper.handle,
@@ -269,6 +289,8 @@ class ControllerRuntime:
             poll_interval=config.poll_interval,
             stale_job_data_timeout=config.stale_job_data_timeout,
             job_creation_concurrency=config.job_creation_concurrency,
+            pagination_depth_limit=config.pagination_depth_limit,
+            holds=deduper.holds,
             ignored_job_tags=PROFILES[config.profile].ignored_job_tags,
         )
         selector = f"{JOB_UUID_LABEL},{CONTROLLER_ID_LABEL}={self.controller_id}"
@@ -293,6 +315,7 @@ class ControllerRuntime:
             deduper=deduper,
             limiter=limiter,
             scheduler=scheduler,
+            fail_queue=fail_queue,
             monitor=monitor,
             watchers=[completions, job_watcher, pod_watcher],
         )

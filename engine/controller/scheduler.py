@@ -10,12 +10,19 @@ test`` uses) and acts on the decision:
 * denied (a deny rule, a rule that could not be evaluated, or a Job the Kubernetes API would refuse)
   → fail the Buildkite job with ``decision.failure_message``;
 * the job document itself is unusable → fail it with ``agent-stack-k8s failed to parse the job: ...``.
+* deciding raised (the job's own data made the engine fail, e.g. a plugin nested deeper than Python
+  recurses) → fail it once with ``agent-stack-k8s failed to evaluate the job: ...``, which names the
+  kind of failure but not its text; the traceback goes to the controller log. Retrying would fail the
+  same way at every poll.
+
+Failing a Buildkite job only *queues* it (:mod:`engine.controller.fail_queue`): the Agent REST API is
+called in the background, so neither this worker nor its max-in-flight token waits for it.
 
 Kubernetes' answer to the create is mapped as upstream does: ``AlreadyExists`` → duplicate (the Job is
 there, the deduper keeps the UUID); ``Invalid`` → fail the Buildkite job with ``Kubernetes rejected the
 podSpec built by agent-stack-k8s: <API message>``; anything else → raised, so the deduper and limiter
-let go and a later poll retries. Every path that creates no Job raises (see ``pipeline``), which
-returns the max-in-flight token.
+let go and a later poll retries (an environment failure, not the job's fault). Every path that creates
+no Job raises (see ``pipeline``), which returns the max-in-flight token.
 
 Evaluation runs in a worker thread: it is pure but CPU-bound (milliseconds), and the event loop also
 serves informer events and probes.
@@ -28,9 +35,8 @@ import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import NoReturn, Protocol
 
-from engine.controller.failer import FailOutcome
 from engine.controller.metrics import ControllerMetrics
 from engine.controller.pipeline import DuplicateJobError, JobNotCreatedError, PendingJob
 from engine.controller.policy_store import PolicyStore
@@ -44,6 +50,7 @@ from engine.model.profiles import PROFILES
 
 PARSE_FAILURE_PREFIX = "agent-stack-k8s failed to parse the job: "
 INVALID_JOB_PREFIX = "Kubernetes rejected the podSpec built by agent-stack-k8s: "
+ENGINE_FAILURE_PREFIX = "agent-stack-k8s failed to evaluate the job: "
 
 _log = logging.getLogger(__name__)
 
@@ -61,12 +68,19 @@ class PodTemplateReader(Protocol):
     async def get_pod_template(self, name: str) -> JSONObject | None: ...
 
 
-class Failer(Protocol):
-    """Fails Buildkite jobs (``JobFailer`` satisfies it)."""
+class JobFailures(Protocol):
+    """Where Buildkite jobs to fail go (``FailQueue`` satisfies it): ``enqueue`` returns at once,
+    ``False`` when it cannot take the job now."""
 
-    async def fail(
-        self, uuid: str, tags: Sequence[str], message: str, *, namespace: str | None = None
-    ) -> FailOutcome: ...
+    def enqueue(self, uuid: str, tags: Sequence[str], message: str) -> bool: ...
+
+
+class FailQueueFullError(Exception):
+    """The fail queue is full: the job was neither created nor failed; a later poll retries it."""
+
+    def __init__(self, uuid: str, reason: str) -> None:
+        super().__init__(f"job {uuid} ({reason}): the queue of jobs to fail is full; a later poll retries it")
+        self.uuid = uuid
 
 
 class Scheduler:
@@ -75,7 +89,7 @@ class Scheduler:
     def __init__(
         self,
         kube: JobCreator,
-        failer: Failer,
+        failures: JobFailures,
         policies: PolicyStore,
         config: ControllerConfig,
         metrics: ControllerMetrics,
@@ -83,7 +97,7 @@ class Scheduler:
         pod_templates: PodTemplateReader | None = None,
     ) -> None:
         self._kube = kube
-        self._failer = failer
+        self._failures = failures
         self._policies = policies
         self._config_view = config.expression_view()
         self._metrics = metrics
@@ -91,20 +105,7 @@ class Scheduler:
 
     async def handle(self, job: PendingJob) -> None:
         """Create the Kubernetes Job for ``job``; raise when none was created (see module doc)."""
-        try:
-            buildkite_job = parse_job(job.node)
-        except JobInputError as exc:
-            message = PARSE_FAILURE_PREFIX + "; ".join(exc.problems)
-            await self._fail(job, message, "parse_error")
-            raise JobNotCreatedError(job.uuid, "parse_error", message) from None
-
-        templates = await self._read_pod_templates(buildkite_job)
-        decision = await self._evaluate(buildkite_job, templates)
-        if not decision.admitted:
-            await self._fail(job, decision.failure_message, "denied")
-            raise JobNotCreatedError(job.uuid, "denied", decision.failure_message)
-
-        manifest = decision.manifest
+        manifest = await self._decide(job)
         self._metrics.scheduler.job_create_calls.inc()
         try:
             await self._kube.create_job(manifest)
@@ -124,6 +125,40 @@ class Scheduler:
         self._metrics.scheduler.job_end_to_end_seconds.observe(loop.time() - job.queried_at)
         _log.info("created Kubernetes Job %s for Buildkite job %s", _job_name(manifest), job.uuid)
 
+    async def _decide(self, job: PendingJob) -> JSONObject:
+        """The Job manifest to create for ``job``; raises :class:`JobNotCreatedError` (after queueing
+        the Buildkite job's failure) when the job is unparseable, denied, or made the engine fail."""
+        try:
+            buildkite_job = parse_job(job.node)
+        except JobInputError as exc:
+            message = PARSE_FAILURE_PREFIX + "; ".join(exc.problems)
+            await self._fail(job, message, "parse_error")
+            raise JobNotCreatedError(job.uuid, "parse_error", message) from None
+        except Exception as exc:  # the job's own data made deciding fail: retrying cannot help
+            await self._fail_undecidable(job, exc)
+        templates = await self._read_pod_templates(buildkite_job)  # an API error: retried later
+        try:
+            decision = await self._evaluate(buildkite_job, templates)
+            manifest = decision.manifest if decision.admitted else None
+        except Exception as exc:
+            await self._fail_undecidable(job, exc)
+        if manifest is None:
+            await self._fail(job, decision.failure_message, "denied")
+            raise JobNotCreatedError(job.uuid, "denied", decision.failure_message)
+        return manifest
+
+    async def _fail_undecidable(self, job: PendingJob, exc: Exception) -> NoReturn:
+        message = ENGINE_FAILURE_PREFIX + _engine_failure(exc)
+        _log.warning(
+            "job %s: deciding it raised %s: %s; failing it",
+            job.uuid,
+            type(exc).__name__,
+            _first_line(exc),
+            exc_info=exc,
+        )
+        await self._fail(job, message, "engine_error")
+        raise JobNotCreatedError(job.uuid, "engine_error", message) from None
+
     async def _read_pod_templates(self, job: BuildkiteJob) -> dict[str, JSON]:
         """The PodTemplate the job's plugin names, read now from the namespace, as the engine's
         ``podTemplates`` input: absent when it does not exist (the policies fail the job, as upstream
@@ -135,15 +170,16 @@ class Scheduler:
         if name is None:
             return {}
         found = await self._pod_templates.get_pod_template(name)
-        template = found.get("template") if isinstance(found, dict) else None
-        return {name: template if isinstance(template, dict) else {}} if found is not None else {}
+        if found is None:
+            return {}
+        template = found.get("template")
+        return {name: template if isinstance(template, dict) else {}}
 
     async def _evaluate(self, job: BuildkiteJob, pod_templates: Mapping[str, JSON]) -> Decision:
         policies = self._policies.current  # this job keeps this set, whatever a reload does meanwhile
         started = time.perf_counter()
-        decision = await asyncio.to_thread(
-            functools.partial(evaluate, pod_templates=pod_templates), policies, job, self._config_view
-        )
+        decide = functools.partial(evaluate, pod_templates=pod_templates) if pod_templates else evaluate
+        decision = await asyncio.to_thread(decide, policies, job, self._config_view)
         engine = self._metrics.engine
         engine.evaluation_seconds.observe(time.perf_counter() - started)
         for denial in decision.denials:
@@ -155,18 +191,37 @@ class Scheduler:
         return decision
 
     async def _fail(self, job: PendingJob, message: str, reason: str) -> None:
-        outcome = await self._failer.fail(job.uuid, job.agent_query_rules, message)
-        if outcome == "failed":
-            self._metrics.scheduler.jobs_failed_on_buildkite.inc()
-        else:
-            self._metrics.scheduler.job_fail_on_buildkite_errors.inc()
-            _log.warning("job %s (%s) could not be failed on Buildkite: %s", job.uuid, reason, outcome)
+        """Queue the Buildkite job's failure; it happens in the background (see ``fail_queue``).
+
+        A full queue raises :class:`FailQueueFullError`: like any transient error, the job is let go
+        and a later poll decides it again.
+        """
+        if not self._failures.enqueue(job.uuid, job.agent_query_rules, message):
+            raise FailQueueFullError(job.uuid, reason)
 
 
 def _job_name(manifest: JSONObject) -> str:
     metadata = manifest.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     return name if isinstance(name, str) else "(unnamed)"
+
+
+def _engine_failure(exc: Exception) -> str:
+    """What the pipeline author reads when deciding their job raised: the kind of failure in words,
+    never the exception's text or traceback (those go to the controller log)."""
+    if isinstance(exc, RecursionError):
+        return "its data is nested too deeply to evaluate (RecursionError)"
+    if isinstance(exc, MemoryError):
+        return "its data is too large to evaluate (MemoryError)"
+    return (
+        f"the policy engine failed with {type(exc).__name__}; "
+        "the controller's log has the details (ask your Buildkite admin)"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _error_reason(exc: Exception) -> str:

@@ -1,5 +1,6 @@
 """The controller config: every key of upstream agent-stack-k8s v0.20.2 (reference §1.3-1.8), plus
-``pod-pending-timeout`` and ``default-termination-grace-period-seconds`` from later releases (§11.2).
+``pod-pending-timeout``, ``default-termination-grace-period-seconds``, ``http-timeout`` and
+``pagination-depth-limit`` from later releases (§11.2).
 
 This module is pure: it validates data someone else read (a YAML file, the environment, CLI flags)
 and never reads anything itself.
@@ -17,9 +18,9 @@ Reading rules (reference §1.2 and the [BUG] fixes of later releases):
 * A key whose value is ``null`` is treated as absent (its default applies).
 * Durations are Go duration strings (``5m``, ``1h30m``, ``300ms``) or a number of seconds.
   ``poll-interval`` is at least 1s (upstream clamped the wrong way); ``stale-job-data-timeout``,
-  ``image-pull-backoff-grace-period`` and ``job-cancel-checker-poll-interval`` fall back to their
-  defaults when ``<= 0``; ``job-creation-concurrency <= 0`` becomes 5. Other durations must not be
-  negative.
+  ``http-timeout``, ``image-pull-backoff-grace-period`` and ``job-cancel-checker-poll-interval`` fall
+  back to their defaults when ``<= 0``; ``job-creation-concurrency <= 0`` and
+  ``pagination-depth-limit <= 0`` become 5. Other durations must not be negative.
 * Lists of strings (``tags``, ``additional-redacted-vars``, ``experiment``...) also accept one
   comma-separated string, as upstream's decoder does (``TAGS=queue=a,os=linux``). ``tags`` entries
   must be ``key=value`` and include ``queue``.
@@ -1131,14 +1132,30 @@ class ControllerConfig(_UpstreamHeadKeys):
     stale_job_data_timeout: Annotated[Duration, _default_unless_positive(10.0)] = _key(
         "stale-job-data-timeout",
         10.0,
-        "How long job data from one poll is trusted; <= 0 means 10s.",
+        "How long job data from one poll is trusted, and the longest one poll may take; <= 0 means 10s.",
         env=True,
     )
     job_creation_concurrency: Annotated[Integer, AfterValidator(lambda value: value if value > 0 else 5)] = (
         _key(
             "job-creation-concurrency",
             5,
-            "Jobs handed to the scheduler concurrently per poll; <= 0 means 5.",
+            "Jobs handed to the scheduler at once (the monitor's workers); <= 0 means 5.",
+            env=True,
+        )
+    )
+    http_timeout: Annotated[Duration, _default_unless_positive(10.0)] = _key(
+        "http-timeout",
+        10.0,
+        "Longest wait for one answer from Buildkite's GraphQL or Agent REST API (a poll also ends at "
+        "stale-job-data-timeout); <= 0 means 10s.",
+        env=True,
+    )
+    pagination_depth_limit: Annotated[Integer, AfterValidator(lambda value: value if value > 0 else 5)] = (
+        _key(
+            "pagination-depth-limit",
+            5,
+            "Most pages of 100 scheduled jobs fetched per poll (the first page, then onwards from where "
+            "the previous poll stopped); <= 0 means 5.",
             env=True,
         )
     )

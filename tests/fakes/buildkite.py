@@ -8,7 +8,9 @@ is the wire contract, not a mock's expectations:
   response, like the real API), with resolvers over the fake's jobs;
 * the Agent REST API implements register → connect → acquire → start → chunks → finish → disconnect
   with the checks Buildkite makes (tokens, job state, agent tags, gzip'd log chunks whose size matches);
-* job states move SCHEDULED → ACCEPTED (acquire) → RUNNING (start) → FINISHED (finish), or CANCELED.
+* job states move SCHEDULED → ACCEPTED (acquire) → RUNNING (start) → FINISHED (finish), or CANCELED;
+* ``faults`` (:class:`FaultInjector`) makes either API answer 500s, 429 with ``Retry-After`` or hang,
+  for a number of requests or until cleared, for the controller's fault tests.
 
 Use it from synchronous code (``with FakeBuildkite() as bk:`` runs the server on a background thread
 with its own event loop) or from async tests (``async with FakeBuildkite() as bk:`` serves on the
@@ -24,6 +26,7 @@ import gzip
 import itertools
 import json
 import threading
+import time
 import uuid as uuid_module
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -51,6 +54,8 @@ __all__ = [
     "FakeAgent",
     "FakeBuildkite",
     "FakeJob",
+    "Fault",
+    "FaultInjector",
     "RecordedRequest",
 ]
 
@@ -209,6 +214,8 @@ class RecordedRequest:
     variables: Mapping[str, Any] | None = None
     response: Any = None
     """The parsed JSON the fake answered with (``None`` for a non-JSON answer)."""
+    received_at: float = 0.0
+    """``time.monotonic()`` when the request arrived."""
 
 
 @dataclass
@@ -242,6 +249,7 @@ class FakeBuildkite:
         self._requests: list[RecordedRequest] = []
         self._graphql_injections: list[_Injection] = []
         self._agent_injections: dict[str, list[_Injection]] = {step: [] for step in AGENT_STEPS}
+        self.faults = FaultInjector(self)
         self._seq = itertools.count(1)
         self._build_numbers: Counter[str] = Counter()
         self._schema = _executable_schema(self)
@@ -270,7 +278,7 @@ class FakeBuildkite:
 
     async def start_async(self) -> Self:
         """Serve on the running event loop (for async tests)."""
-        app = web.Application(middlewares=[self._record_middleware])
+        app = web.Application(middlewares=[self._record_middleware, self.faults.middleware])
         app.router.add_post("/v1", self._graphql)
         app.router.add_post("/v3/register", self._register)
         app.router.add_post("/v3/connect", self._connect)
@@ -290,6 +298,7 @@ class FakeBuildkite:
         return self
 
     async def stop_async(self) -> None:
+        self.faults.clear()  # hung requests answer now, so the server can stop
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -892,6 +901,7 @@ class FakeBuildkite:
     async def _record_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Any]
     ) -> web.StreamResponse:
+        received_at = time.monotonic()
         raw = await request.read()
         response = cast(web.StreamResponse, await handler(request))
         body: Any = raw
@@ -916,6 +926,7 @@ class FakeBuildkite:
                     operation_name=operation if isinstance(operation, str) else None,
                     variables=variables if isinstance(variables, dict) else None,
                     response=_json_of(response),
+                    received_at=received_at,
                 )
             )
         return response
@@ -1227,3 +1238,136 @@ def _agent_step(path: str) -> str:
     if len(parts) == 3 and parts[1] == "jobs":
         return "job"
     return parts[-1]
+
+
+# -- fault injection: outages, throttling and hangs, per API ---------------------------------------
+
+FaultAPI = Literal["graphql", "agent"]
+HANG_STATUS = 504
+"""What a hung request finally answers (if the client is still there): a gateway timeout."""
+_HANG_POLL_SECONDS = 0.05
+
+
+@dataclass
+class Fault:
+    """One injected fault. ``remaining`` requests are affected (``None``: every request until
+    :meth:`FaultInjector.clear`); ``only`` limits it to one GraphQL operation or agent API step."""
+
+    api: FaultAPI
+    status: int | None
+    """The HTTP status answered at once; ``None`` for a hang."""
+    hang_seconds: float
+    retry_after: str | None
+    remaining: int | None
+    only: str | None
+    hits: int = 0
+    released: bool = False
+
+
+class FaultInjector:
+    """Makes the fake misbehave like a real API having a bad day, for fault tests.
+
+    ``fail`` answers an HTTP status (500s, 429 with ``Retry-After``) and ``hang`` holds requests
+    without answering, each for a number of requests or until :meth:`clear`. The fake's state is not
+    touched by a request a fault answered: it never reached "Buildkite". Faults are checked in the
+    order they were injected; the first that applies answers. Thread-safe (the test thread injects
+    while the server thread serves).
+    """
+
+    def __init__(self, fake: FakeBuildkite) -> None:
+        self._fake = fake
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def fail(
+        self,
+        api: FaultAPI,
+        status: int = 500,
+        *,
+        count: int | None = None,
+        retry_after: float | str | None = None,
+        only: str | None = None,
+    ) -> Fault:
+        """Answer ``status`` to the next ``count`` requests to ``api`` (all of them until cleared)."""
+        return self._add(Fault(api, status, 0.0, _header_value(retry_after), count, only))
+
+    def hang(
+        self, api: FaultAPI, seconds: float = 3600.0, *, count: int | None = None, only: str | None = None
+    ) -> Fault:
+        """Hold the next ``count`` requests to ``api`` for ``seconds`` (or until cleared), then answer 504."""
+        return self._add(Fault(api, None, seconds, None, count, only))
+
+    def clear(self, api: FaultAPI | None = None) -> None:
+        """Remove the faults of ``api`` (of both APIs when ``None``) and let hung requests go."""
+        with self._lock:
+            for fault in self._faults:
+                if api is None or fault.api == api:
+                    fault.released = True
+            self._faults = [fault for fault in self._faults if not fault.released]
+
+    def hits(self, api: FaultAPI | None = None) -> int:
+        """How many requests injected faults have answered (or held) so far."""
+        with self._lock:
+            return sum(fault.hits for fault in self._faults if api is None or fault.api == api)
+
+    def _add(self, fault: Fault) -> Fault:
+        if fault.api not in ("graphql", "agent"):
+            raise ValueError(f"unknown API {fault.api!r}; expected graphql or agent")
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def _take(self, api: FaultAPI, name: str | None) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.api != api or (fault.only is not None and fault.only != name):
+                    continue
+                if fault.remaining is not None:
+                    if fault.remaining <= 0:
+                        continue
+                    fault.remaining -= 1
+                fault.hits += 1
+                self._fake.counters[f"fault.{api}.{fault.status or 'hang'}"] += 1
+                return fault
+        return None
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        api: FaultAPI = "graphql" if request.path == "/v1" else "agent"
+        fault = self._take(api, await _request_name(api, request))
+        if fault is None:
+            return cast(web.StreamResponse, await handler(request))
+        if fault.status is None:
+            loop = asyncio.get_running_loop()
+            until = loop.time() + fault.hang_seconds
+            while not fault.released and loop.time() < until:
+                await asyncio.sleep(_HANG_POLL_SECONDS)
+            return _fault_response(api, HANG_STATUS, "Injected hang: no answer in time", None)
+        return _fault_response(
+            api, fault.status, f"Injected failure (HTTP {fault.status})", fault.retry_after
+        )
+
+
+async def _request_name(api: FaultAPI, request: web.Request) -> str | None:
+    """The GraphQL operation name, or the agent API step, a request is for."""
+    if api == "agent":
+        return _agent_step(request.path)
+    body = await _json_body(request)
+    name = body.get("operationName") if isinstance(body, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _fault_response(api: FaultAPI, status: int, message: str, retry_after: str | None) -> web.Response:
+    headers: dict[str, str] = {}
+    if status == 429:
+        message = "You have exceeded the API rate limit"
+        headers = {"RateLimit-Remaining": "0", "RateLimit-Limit": "20000"}
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
+        if status == 429:
+            headers["RateLimit-Reset"] = retry_after
+    if api == "graphql":
+        return _errors_response(status, message, headers)
+    return _message(status, message, headers)

@@ -259,6 +259,7 @@ class KubeCluster:
         self._kubeconfig_path: Path | None = None
         self._ca_path: Path | None = None
         self._sa_key: Path | None = None
+        self._apiserver_argv: list[str] = []
         self.token = f"admin-{secrets.token_hex(16)}"
         self._kcm_token = f"kcm-{secrets.token_hex(16)}"
         self.startup_seconds: float | None = None
@@ -386,6 +387,28 @@ class KubeCluster:
         self._kubeconfig_path = None
         self._ca_path = None
 
+    # ---- faults -----------------------------------------------------------------------------------
+
+    def kill_apiserver(self) -> None:
+        """SIGKILL the API server (etcd and the controller-manager keep running), as a crash would."""
+        component = self._apiserver()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(component.process.pid, signal.SIGKILL)
+        component.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+    def restart_apiserver(self) -> None:
+        """Start the API server again on the same port, certificates and etcd; return once ready."""
+        old = self._apiserver()
+        if old.is_running():
+            raise RuntimeError("the API server is still running; kill_apiserver() first")
+        assert self._work_dir is not None
+        component = _spawn("kube-apiserver", self._apiserver_argv, self._work_dir)
+        self._components[self._components.index(old)] = component
+        self._wait_until(component, lambda: _http_status(f"{self.server}/readyz", self.token) == 200)
+
+    def _apiserver(self) -> _Component:
+        return next(c for c in self._components if c.name == "kube-apiserver")
+
     # ---- components -------------------------------------------------------------------------------
 
     def _dir(self, name: str) -> Path:
@@ -447,27 +470,25 @@ class KubeCluster:
                 "--audit-log-format=json",
                 "--audit-log-maxsize=0",
             ]
-        component = self._launch(
-            "kube-apiserver",
-            [
-                str(apiserver),
-                f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={port}",
-                f"--cert-dir={cert_dir}",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={sa_key}",
-                f"--service-account-signing-key-file={sa_key}",
-                f"--token-auth-file={token_file}",
-                "--authorization-mode=RBAC",
-                "--disable-admission-plugins=ServiceAccount",
-                "--allow-privileged=true",
-                f"--feature-gates={_FEATURE_GATES}",
-                *audit_flags,
-            ],
-        )
+        self._apiserver_argv = [
+            str(apiserver),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={cert_dir}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={sa_key}",
+            f"--service-account-signing-key-file={sa_key}",
+            f"--token-auth-file={token_file}",
+            "--authorization-mode=RBAC",
+            "--disable-admission-plugins=ServiceAccount",
+            "--allow-privileged=true",
+            f"--feature-gates={_FEATURE_GATES}",
+            *audit_flags,
+        ]
+        component = self._launch("kube-apiserver", self._apiserver_argv)
         server = f"https://127.0.0.1:{port}"
         self._wait_until(component, lambda: _http_status(f"{server}/readyz", self.token) == 200)
         self._server = server

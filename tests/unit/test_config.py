@@ -96,6 +96,8 @@ DEFAULTS = {
     "poll-interval": "1s",
     "stale-job-data-timeout": "10s",
     "job-creation-concurrency": 5,
+    "http-timeout": "10s",
+    "pagination-depth-limit": 5,
     "cluster-uuid": "",
     "graphql-endpoint": "https://graphql.buildkite.com/v1",
     "profiler-address": "",
@@ -440,6 +442,7 @@ def test_poll_interval_is_at_least_one_second(value: str, seconds: float) -> Non
     ("key", "attribute", "default"),
     [
         ("stale-job-data-timeout", "stale_job_data_timeout", 10.0),
+        ("http-timeout", "http_timeout", 10.0),
         ("image-pull-backoff-grace-period", "image_pull_backoff_grace_period", 30.0),
         ("job-cancel-checker-poll-interval", "job_cancel_checker_poll_interval", 5.0),
     ],
@@ -455,6 +458,11 @@ def test_durations_that_fall_back_to_their_default_when_not_positive(
 @pytest.mark.parametrize(("value", "result"), [(0, 5), (-3, 5), (1, 1), (40, 40)])
 def test_job_creation_concurrency_falls_back_to_five(value: int, result: int) -> None:
     assert parse_config({"job-creation-concurrency": value}, "x").job_creation_concurrency == result
+
+
+@pytest.mark.parametrize(("value", "result"), [(0, 5), (-1, 5), (1, 1), (50, 50)])
+def test_pagination_depth_limit_falls_back_to_five(value: int, result: int) -> None:
+    assert parse_config({"pagination-depth-limit": value}, "x").pagination_depth_limit == result
 
 
 def test_empty_job_grace_period_zero_means_immediately() -> None:
@@ -612,6 +620,7 @@ def test_env_names_are_upper_snake_case_without_prefix_except_the_id() -> None:
         "DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS",
         "EMPTY_JOB_GRACE_PERIOD",
         "GRAPHQL_ENDPOINT",
+        "HTTP_TIMEOUT",
         "IMAGE",
         "IMAGE_PULL_BACKOFF_GRACE_PERIOD",
         "JOB_CANCEL_CHECKER_POLL_INTERVAL",
@@ -620,6 +629,7 @@ def test_env_names_are_upper_snake_case_without_prefix_except_the_id() -> None:
         "MAX_IN_FLIGHT",
         "NAMESPACE",
         "ORG",
+        "PAGINATION_DEPTH_LIMIT",
         "POD_PENDING_TIMEOUT",
         "POLL_INTERVAL",
         "PROFILER_ADDRESS",
@@ -744,6 +754,8 @@ def test_expression_view_of_the_defaults() -> None:
         "pollInterval": 1.0,
         "staleJobDataTimeout": 10.0,
         "jobCreationConcurrency": 5,
+        "httpTimeout": 10.0,
+        "paginationDepthLimit": 5,
         "clusterUuid": "",
         "graphqlEndpoint": "https://graphql.buildkite.com/v1",
         "profilerAddress": "",

@@ -23,4 +23,8 @@ def test_an_init_container_failure_fails_the_buildkite_job(
     log = buildkite.job(uuid).log
     assert log.startswith("The following init containers failed:")
     assert init_container in log
-    assert controller.metric("buildkite_pod_watcher_jobs_failed_on_buildkite_total") == 1
+    # counted once the whole protocol (finish, then disconnect) returned, a moment after FINISHED
+    wait_for(
+        "the failure to be counted",
+        lambda: controller.metric("buildkite_pod_watcher_jobs_failed_on_buildkite_total") == 1,
+    )

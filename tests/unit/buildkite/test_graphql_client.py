@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import email.utils
 import itertools
 from collections.abc import AsyncIterator
@@ -14,13 +15,16 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 import engine
+from engine.buildkite.documents import ALL_DOCUMENTS
 from engine.buildkite.graphql import (
     BuildkiteAPIError,
     BuildkiteGraphQL,
     InvalidOrganizationError,
+    JobPage,
     RateLimitedError,
     ScheduledJob,
 )
+from engine.buildkite.schema import checked_document
 from tests.fakes.buildkite import FakeBuildkite
 
 CLUSTER = "beefcafe-abbe-baba-abba-deedcedecade"
@@ -59,6 +63,36 @@ async def test_scheduled_jobs_follows_every_page(fake: FakeBuildkite, client: Bu
         assert page.variables["after"] == end_cursor
     assert [len(p.response["data"]["organization"]["jobs"]["edges"]) for p in pages] == [100, 100, 50]
     assert all(p.variables and p.variables["agentQueryRules"] == ["queue=kubernetes"] for p in pages)
+
+
+async def test_pages_arrive_one_at_a_time_and_a_walk_resumes_at_a_cursor(
+    fake: FakeBuildkite, client: BuildkiteGraphQL
+) -> None:
+    wanted = fake.add_jobs(250)
+
+    first: list[JobPage] = []
+    async with contextlib.aclosing(
+        client.scheduled_job_pages("test-org", "kubernetes", max_pages=2)
+    ) as pages:
+        async for page in pages:
+            first.append(page)
+            # the page is in the caller's hands before the next one is even asked for
+            assert len(fake.graphql_requests("GetScheduledJobs")) == len(first)
+    assert [len(page.nodes) for page in first] == [100, 100]
+    assert first[1].end_cursor is not None
+
+    rest = [
+        page async for page in client.scheduled_job_pages("test-org", "kubernetes", after=first[1].end_cursor)
+    ]
+    assert [len(page.nodes) for page in rest] == [50]
+    assert rest[0].end_cursor is None
+    uuids = [node["uuid"] for page in first + rest for node in page.nodes]
+    assert sorted(uuids) == sorted(wanted)
+    assert fake.graphql_requests("GetScheduledJobs")[-1].variables == {
+        "slug": "test-org",
+        "agentQueryRules": ["queue=kubernetes"],
+        "after": first[1].end_cursor,
+    }
 
 
 async def test_scheduled_jobs_returns_wire_shape_nodes(fake: FakeBuildkite, client: BuildkiteGraphQL) -> None:
@@ -253,9 +287,14 @@ async def test_a_slow_server_times_out() -> None:
         await asyncio.sleep(1)
         return web.json_response({"data": {}})
 
-    async with _serve(slow) as url, BuildkiteGraphQL(url, "token", timeout=0.2) as client:
+    timed_out: list[str] = []
+    async with (
+        _serve(slow) as url,
+        BuildkiteGraphQL(url, "token", timeout=0.2, on_timeout=timed_out.append) as client,
+    ):
         with pytest.raises(BuildkiteAPIError, match=r"no response within 0\.2s"):
             await client.job_state("11111111-1111-1111-1111-111111111111")
+    assert timed_out == ["GetCommandJob"]
 
 
 async def test_an_unreachable_endpoint_is_an_api_error() -> None:
@@ -297,3 +336,18 @@ class _serve:  # noqa: N801 - reads as a function: ``async with _serve(handler) 
     async def __aexit__(self, *exc: object) -> None:
         assert self._runner is not None
         await self._runner.cleanup()
+
+
+async def test_a_document_that_does_not_match_the_schema_is_refused_before_any_request(
+    fake: FakeBuildkite, client: BuildkiteGraphQL
+) -> None:
+    before = len(fake.requests)
+    bad = "query GetCommandJob($uuid: ID!) { job(uuid: $uuid) { ... on JobTypeCommand { nosuchfield } } }"
+    with pytest.raises(BuildkiteAPIError, match="nosuchfield"):
+        await client._execute("GetCommandJob", bad, {"uuid": "x"})
+    assert len(fake.requests) == before
+
+
+def test_each_document_is_parsed_and_validated_once() -> None:
+    document = ALL_DOCUMENTS["GetCommandJob"]
+    assert checked_document(document) is checked_document(document)

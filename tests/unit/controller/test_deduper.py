@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
 from engine.controller.deduper import Deduper
+from engine.controller.fail_queue import FailQueue
+from engine.controller.failer import FailOutcome
 from engine.controller.metrics import ControllerMetrics
 from engine.controller.pipeline import DuplicateJobError, JobNotCreatedError, StaleJobError
 from tests.unit.controller.builders import event, new_uuid, pending, sample
@@ -122,3 +126,54 @@ async def test_the_running_gauge_follows_the_set(deduper: Deduper, metrics: Cont
     deduper.on_job_event(event("deleted", uuids[0]))  # a second delete of the same UUID is harmless
     assert sample(metrics, "buildkite_deduper_jobs_running") == 2
     assert sample(metrics, "buildkite_deduper_jobs_already_not_running_total", source="informer") == 1
+
+
+async def test_a_job_waiting_in_the_fail_queue_is_held_until_polls_are_newer_than_its_failure(
+    stage: RecordingStage, metrics: ControllerMetrics
+) -> None:
+    """The scheduler queued the job's failure and let go of it; polls until the failure must not hand
+    it to the scheduler again (it would be decided and failed twice)."""
+    backend = _SlowBackend()
+    failures = FailQueue(backend, metrics.fail_queue, remember_for=60)
+    deduper = Deduper(stage, metrics.deduper, held=failures.holds)
+    denied = pending()
+    stage.fail_with[denied.uuid] = JobNotCreatedError(denied.uuid, "denied", "no")
+    with pytest.raises(JobNotCreatedError):
+        await deduper.handle(denied)
+    failures.enqueue(denied.uuid, (), "no")  # what the scheduler did before raising
+    assert denied.uuid not in deduper.in_flight
+
+    loop = asyncio.get_running_loop()
+    for seen_at in (denied.queried_at, loop.time()):
+        assert deduper.holds(denied.uuid, seen_at)
+        with pytest.raises(DuplicateJobError, match="being failed"):
+            await deduper.handle(replace(pending(denied.uuid), queried_at=seen_at))
+    assert sample(metrics, "buildkite_deduper_jobs_already_running_total", source="fail_queue") == 2
+
+    worker = asyncio.create_task(failures.run())
+    await backend.called.wait()
+    backend.release.set()
+    while len(failures):
+        await asyncio.sleep(0.01)
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+
+    assert deduper.holds(denied.uuid, denied.queried_at)  # that poll predates the failure
+    after = loop.time()
+    assert not deduper.holds(denied.uuid, after)  # a poll after it: the job is whatever it is now
+    await deduper.handle(replace(pending(denied.uuid), queried_at=after))
+    assert stage.calls == [denied.uuid, denied.uuid]
+
+
+class _SlowBackend:
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def fail(
+        self, uuid: str, tags: Sequence[str], message: str, *, namespace: str | None = None
+    ) -> FailOutcome:
+        self.called.set()
+        await self.release.wait()
+        return "failed"

@@ -1,25 +1,34 @@
-"""Scheduler: evaluate with the policies, then create the Job or fail the Buildkite job (§3.2, §4.6)."""
+"""Scheduler: evaluate with the policies, then create the Job or fail the Buildkite job (§3.2, §4.6).
+
+Failing goes through the real fail queue and ``JobFailer`` to the fake Buildkite; tests that look at
+the failed job wait for the queue to drain first (failing happens in the background).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
 
 import pytest
 
 from engine.buildkite.agent_api import AgentAPI
+from engine.controller.fail_queue import FailQueue
 from engine.controller.failer import JobFailer
 from engine.controller.metrics import ControllerMetrics
 from engine.controller.pipeline import DuplicateJobError, JobNotCreatedError, PendingJob
 from engine.controller.policy_store import PolicyStore
-from engine.controller.scheduler import Scheduler
+from engine.controller.scheduler import FailQueueFullError, Scheduler
 from engine.core.compiler import PolicySet
 from engine.core.evaluate import evaluate
 from engine.core.finish import CHANGED_BY_ANNOTATION
 from engine.kube.errors import AlreadyExistsError, InvalidObjectError, KubeAPIError
 from engine.kube.labels import CONTROLLER_ID_LABEL
 from engine.model.config import ControllerConfig, parse_config
-from engine.model.job import parse_job
+from engine.model.decision import Decision
+from engine.model.job import BuildkiteJob, parse_job
+from engine.model.jsonvalue import JSON
 from engine.policy.loader import load_policies
 from tests.fakes.buildkite import FakeBuildkite
 from tests.unit.controller.builders import sample
@@ -74,16 +83,38 @@ def metrics() -> ControllerMetrics:
     return ControllerMetrics()
 
 
+@pytest.fixture
+async def failures(
+    fake: FakeBuildkite, config: ControllerConfig, metrics: ControllerMetrics
+) -> AsyncIterator[FailQueue]:
+    """The fail queue the scheduler hands jobs to, with its workers running for the test."""
+    secrets = SecretStore({(NAMESPACE, config.agent_token_secret): fake.agent_token})
+    failer = JobFailer(secrets, AgentAPI(fake.agent_url, retry_scale=0.0, request_timeout=2.0), config)
+    queue = FailQueue(failer, metrics.fail_queue, metrics.scheduler)
+    task = asyncio.create_task(queue.run())
+    yield queue
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def drained(queue: FailQueue, timeout: float = 10.0) -> None:
+    """Wait until every queued Buildkite job was failed (or given up)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(queue):
+        assert loop.time() < deadline, "the fail queue did not drain"
+        await asyncio.sleep(0.01)
+
+
 def scheduler(
-    fake: FakeBuildkite,
+    failures: FailQueue,
     config: ControllerConfig,
     jobs: JobStore,
     metrics: ControllerMetrics,
     policies: PolicySet,
 ) -> Scheduler:
-    secrets = SecretStore({(NAMESPACE, config.agent_token_secret): fake.agent_token})
-    failer = JobFailer(secrets, AgentAPI(fake.agent_url, retry_scale=0.0), config)
-    return Scheduler(jobs, failer, PolicyStore(policies), config, metrics)
+    return Scheduler(jobs, failures, PolicyStore(policies), config, metrics)
 
 
 def pending_for(fake: FakeBuildkite, uuid: str) -> PendingJob:
@@ -94,13 +125,14 @@ def pending_for(fake: FakeBuildkite, uuid: str) -> PendingJob:
 
 async def test_an_admitted_job_becomes_the_job_the_policies_built(
     fake: FakeBuildkite,
+    failures: FailQueue,
     config: ControllerConfig,
     jobs: JobStore,
     metrics: ControllerMetrics,
     default_policies: PolicySet,
 ) -> None:
     uuid = fake.add_job(command="make test")
-    await scheduler(fake, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+    await scheduler(failures, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
 
     decision = evaluate(default_policies, parse_job(fake.job(uuid).node), config.expression_view())
     [created] = jobs.created
@@ -120,6 +152,7 @@ async def test_an_admitted_job_becomes_the_job_the_policies_built(
 
 async def test_a_denied_job_is_failed_with_the_policy_message(
     fake: FakeBuildkite,
+    failures: FailQueue,
     config: ControllerConfig,
     jobs: JobStore,
     metrics: ControllerMetrics,
@@ -127,9 +160,10 @@ async def test_a_denied_job_is_failed_with_the_policy_message(
 ) -> None:
     uuid = fake.add_job(command="deploy production")
     with pytest.raises(JobNotCreatedError) as raised:
-        await scheduler(fake, config, jobs, metrics, deny_policies).handle(pending_for(fake, uuid))
+        await scheduler(failures, config, jobs, metrics, deny_policies).handle(pending_for(fake, uuid))
     assert raised.value.reason == "denied"
     assert jobs.created == []
+    await drained(failures)
     job = fake.job(uuid)
     assert (job.state, job.exit_status, job.log) == (
         "FINISHED",
@@ -143,6 +177,7 @@ async def test_a_denied_job_is_failed_with_the_policy_message(
 
 async def test_a_job_the_kubernetes_api_would_refuse_is_failed_without_a_create(
     fake: FakeBuildkite,
+    failures: FailQueue,
     config: ControllerConfig,
     jobs: JobStore,
     metrics: ControllerMetrics,
@@ -151,9 +186,10 @@ async def test_a_job_the_kubernetes_api_would_refuse_is_failed_without_a_create(
     plugin = {"podSpecPatch": {"nodeSelectr": {"pool": "ci"}}}
     uuid = fake.add_job(plugins=[{"github.com/buildkite-plugins/kubernetes-buildkite-plugin": plugin}])
     with pytest.raises(JobNotCreatedError) as raised:
-        await scheduler(fake, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+        await scheduler(failures, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
     assert raised.value.reason == "denied"
     assert jobs.created == []
+    await drained(failures)
     job = fake.job(uuid)
     assert (job.state, job.exit_status) == ("FINISHED", "1")
     assert job.log == (
@@ -166,6 +202,7 @@ async def test_a_job_the_kubernetes_api_would_refuse_is_failed_without_a_create(
 
 async def test_unparseable_plugins_fail_the_job_with_upstreams_message(
     fake: FakeBuildkite,
+    failures: FailQueue,
     config: ControllerConfig,
     jobs: JobStore,
     metrics: ControllerMetrics,
@@ -173,7 +210,8 @@ async def test_unparseable_plugins_fail_the_job_with_upstreams_message(
 ) -> None:
     uuid = fake.add_job(plugins="[{not json")
     with pytest.raises(JobNotCreatedError):
-        await scheduler(fake, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+        await scheduler(failures, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+    await drained(failures)
     log = fake.job(uuid).log
     assert log.startswith("agent-stack-k8s failed to parse the job: failed parsing plugins: ")
     assert fake.job(uuid).state == "FINISHED"
@@ -182,6 +220,7 @@ async def test_unparseable_plugins_fail_the_job_with_upstreams_message(
 
 async def test_a_job_document_that_is_not_a_job_is_failed_as_unparseable(
     fake: FakeBuildkite,
+    failures: FailQueue,
     config: ControllerConfig,
     jobs: JobStore,
     metrics: ControllerMetrics,
@@ -191,14 +230,16 @@ async def test_a_job_document_that_is_not_a_job_is_failed_as_unparseable(
     job = pending_for(fake, uuid)
     broken = PendingJob(uuid, {**job.node, "env": ["NO_EQUALS_SIGN"]}, job.agent_query_rules, 0.0, 10.0)
     with pytest.raises(JobNotCreatedError) as raised:
-        await scheduler(fake, config, jobs, metrics, default_policies).handle(broken)
+        await scheduler(failures, config, jobs, metrics, default_policies).handle(broken)
     assert raised.value.reason == "parse_error"
+    await drained(failures)
     assert fake.job(uuid).log.startswith("agent-stack-k8s failed to parse the job: env")
     assert jobs.created == []
 
 
 async def test_an_existing_job_is_a_duplicate_and_the_buildkite_job_is_left_alone(
     fake: FakeBuildkite,
+    failures: FailQueue,
     config: ControllerConfig,
     jobs: JobStore,
     metrics: ControllerMetrics,
@@ -207,7 +248,7 @@ async def test_an_existing_job_is_a_duplicate_and_the_buildkite_job_is_left_alon
     uuid = fake.add_job()
     jobs.next_error = AlreadyExistsError("exists", status=409, reason="AlreadyExists")
     with pytest.raises(DuplicateJobError):
-        await scheduler(fake, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+        await scheduler(failures, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
     assert fake.job(uuid).state == "SCHEDULED"
     assert fake.agent_requests() == []
     assert sample(metrics, "buildkite_scheduler_job_create_errors_total", reason="already_exists") == 1
@@ -215,6 +256,7 @@ async def test_an_existing_job_is_a_duplicate_and_the_buildkite_job_is_left_alon
 
 async def test_an_invalid_job_fails_the_buildkite_job_with_the_api_message(
     fake: FakeBuildkite,
+    failures: FailQueue,
     config: ControllerConfig,
     jobs: JobStore,
     metrics: ControllerMetrics,
@@ -226,14 +268,16 @@ async def test_an_invalid_job_fails_the_buildkite_job_with_the_api_message(
     )
     jobs.next_error = InvalidObjectError(api_message, status=422, reason="Invalid")
     with pytest.raises(JobNotCreatedError) as raised:
-        await scheduler(fake, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+        await scheduler(failures, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
     assert raised.value.reason == "invalid"
+    await drained(failures)
     assert fake.job(uuid).log == f"Kubernetes rejected the podSpec built by agent-stack-k8s: {api_message}"
     assert sample(metrics, "buildkite_scheduler_job_create_errors_total", reason="invalid") == 1
 
 
 async def test_other_create_errors_are_raised_for_a_later_retry(
     fake: FakeBuildkite,
+    failures: FailQueue,
     config: ControllerConfig,
     jobs: JobStore,
     metrics: ControllerMetrics,
@@ -241,7 +285,7 @@ async def test_other_create_errors_are_raised_for_a_later_retry(
 ) -> None:
     uuid = fake.add_job()
     jobs.next_error = KubeAPIError("jobs is forbidden", status=403, reason="Forbidden")
-    target = scheduler(fake, config, jobs, metrics, default_policies)
+    target = scheduler(failures, config, jobs, metrics, default_policies)
     with pytest.raises(KubeAPIError):
         await target.handle(pending_for(fake, uuid))
     assert fake.job(uuid).state == "SCHEDULED"
@@ -253,19 +297,151 @@ async def test_other_create_errors_are_raised_for_a_later_retry(
 
 async def test_each_job_uses_the_policy_set_current_when_it_starts(
     fake: FakeBuildkite,
+    failures: FailQueue,
     config: ControllerConfig,
     jobs: JobStore,
     metrics: ControllerMetrics,
     default_policies: PolicySet,
     deny_policies: PolicySet,
 ) -> None:
-    secrets = SecretStore({(NAMESPACE, config.agent_token_secret): fake.agent_token})
     store = PolicyStore(default_policies)
-    failer = JobFailer(secrets, AgentAPI(fake.agent_url, retry_scale=0.0), config)
-    target = Scheduler(jobs, failer, store, config, metrics)
+    target = Scheduler(jobs, failures, store, config, metrics)
     first, second = fake.add_job(command="deploy a"), fake.add_job(command="deploy b")
     await target.handle(pending_for(fake, first))
     store.replace(deny_policies)
     with pytest.raises(JobNotCreatedError):
         await target.handle(pending_for(fake, second))
     assert [job["metadata"]["name"] for job in jobs.created] == [f"buildkite-{first}"]
+
+
+async def test_a_denial_returns_at_once_while_the_agent_api_hangs(
+    fake: FakeBuildkite,
+    failures: FailQueue,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    deny_policies: PolicySet,
+) -> None:
+    """Failing is queued: neither this worker nor a max-in-flight token waits for the Agent REST API."""
+    fake.faults.hang("agent")
+    uuid = fake.add_job(command="deploy production")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(JobNotCreatedError):
+        await scheduler(failures, config, jobs, metrics, deny_policies).handle(pending_for(fake, uuid))
+    assert loop.time() - started < 1.0
+    assert uuid in failures
+    assert fake.job(uuid).state == "SCHEDULED"
+
+    fake.faults.clear()
+    await drained(failures)
+    assert fake.job(uuid).log == (
+        "deploying from kubernetes is not allowed (denied by policy no-main-deploys, rule no-deploys)"
+    )
+
+
+async def test_a_job_whose_parsing_raises_unexpectedly_is_failed_the_same_way(
+    fake: FakeBuildkite,
+    failures: FailQueue,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uuid = fake.add_job()
+
+    def parse_or_raise(node: Mapping[str, JSON]) -> BuildkiteJob:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr("engine.controller.scheduler.parse_job", parse_or_raise)
+    with pytest.raises(JobNotCreatedError) as raised:
+        await scheduler(failures, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+    await drained(failures)
+    assert raised.value.reason == "engine_error"
+    assert fake.job(uuid).log.endswith("its data is nested too deeply to evaluate (RecursionError)")
+
+
+async def test_a_job_whose_evaluation_raises_is_failed_once_without_the_traceback(
+    fake: FakeBuildkite,
+    failures: FailQueue,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An exception out of deciding (here injected into ``evaluate`` for one job, since the engine has
+    no input left that is known to raise) fails that job, and only that job, with a clear message."""
+    bad, good = fake.add_job(command="explode"), fake.add_job(command="make")
+
+    def evaluate_or_raise(policies: PolicySet, job: BuildkiteJob, view: Mapping[str, JSON]) -> Decision:
+        if job.command == "explode":
+            raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
+        return evaluate(policies, job, view)
+
+    monkeypatch.setattr("engine.controller.scheduler.evaluate", evaluate_or_raise)
+    target = scheduler(failures, config, jobs, metrics, default_policies)
+    with caplog.at_level(logging.WARNING), pytest.raises(JobNotCreatedError) as raised:
+        await target.handle(pending_for(fake, bad))
+    await target.handle(pending_for(fake, good))
+    await drained(failures)
+
+    assert raised.value.reason == "engine_error"
+    log = fake.job(bad).log
+    assert log == (
+        "agent-stack-k8s failed to evaluate the job: "
+        "its data is nested too deeply to evaluate (RecursionError)"
+    )
+    assert "Traceback" not in log
+    assert fake.job(bad).state == "FINISHED"
+    assert [job["metadata"]["name"] for job in jobs.created] == [f"buildkite-{good}"]
+    assert f"job {bad}: deciding it raised RecursionError" in caplog.text
+    assert "Traceback" in caplog.text  # for the admin, in the controller's log
+
+
+async def test_an_unexpected_engine_error_names_only_its_kind(
+    fake: FakeBuildkite,
+    failures: FailQueue,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    default_policies: PolicySet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uuid = fake.add_job()
+
+    def broken(policies: PolicySet, job: BuildkiteJob, view: Mapping[str, JSON]) -> Decision:
+        raise KeyError(f"secret-ish {config.agent_token_secret}")
+
+    monkeypatch.setattr("engine.controller.scheduler.evaluate", broken)
+    with pytest.raises(JobNotCreatedError):
+        await scheduler(failures, config, jobs, metrics, default_policies).handle(pending_for(fake, uuid))
+    await drained(failures)
+
+    log = fake.job(uuid).log
+    assert log.startswith(
+        "agent-stack-k8s failed to evaluate the job: the policy engine failed with KeyError"
+    )
+    assert "secret-ish" not in log
+
+
+async def test_a_full_fail_queue_lets_the_job_go_for_a_later_poll(
+    fake: FakeBuildkite,
+    config: ControllerConfig,
+    jobs: JobStore,
+    metrics: ControllerMetrics,
+    deny_policies: PolicySet,
+) -> None:
+    secrets = SecretStore({(NAMESPACE, config.agent_token_secret): fake.agent_token})
+    failer = JobFailer(secrets, AgentAPI(fake.agent_url, retry_scale=0.0), config)
+    full = FailQueue(failer, metrics.fail_queue, capacity=1)
+    full.enqueue("someone-else", ("queue=kubernetes",), "m")
+    uuid = fake.add_job(command="deploy production")
+
+    with pytest.raises(FailQueueFullError):
+        await scheduler(full, config, jobs, metrics, deny_policies).handle(pending_for(fake, uuid))
+
+    assert uuid not in full
+    assert fake.job(uuid).state == "SCHEDULED"
