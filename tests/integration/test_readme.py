@@ -108,3 +108,13 @@ def test_the_pre_deploy_check_in_the_migration_section_works_verbatim() -> None:
     )
     assert bad.returncode != 0
     assert "additional properties 'max-inflight' not allowed" in bad.stderr
+
+
+def test_the_profile_command_in_the_v047_section_dry_runs_a_v047_job() -> None:
+    [command] = [b.strip() for b in BLOCKS if "--profile upstream-v0.47" in b]
+    result = _run(command)
+    assert result.returncode == 0, result.stderr
+    job = yaml.safe_load(result.stdout)
+    containers = {c["name"]: c for c in job["spec"]["template"]["spec"]["containers"]}
+    assert containers["container-0"]["args"] == ["--", "/workspace/buildkite-agent", "kubernetes-bootstrap"]
+    assert job["spec"]["activeDeadlineSeconds"] == 21600
