@@ -16,7 +16,9 @@ What Buildkite does, and this reproduces:
   variables Buildkite sets; a name already set is replaced in place;
 * ``plugins`` become ``BUILDKITE_PLUGINS`` (:mod:`engine.pipeline.plugins`);
 * ``label``/``name``, ``key``, ``artifact_paths`` (joined with ``;``), ``timeout_in_minutes``,
-  ``parallelism`` (the first of the parallel jobs) and ``priority`` fill the matching variables.
+  ``parallelism`` (the first of the parallel jobs) and ``priority`` fill the matching variables;
+* ``image`` (the step's, else the pipeline's) becomes ``BUILDKITE_IMAGE``, which agent-stack-k8s v0.30+
+  (the upstream-v0.47 profile) makes the image of every command container.
 
 Pipeline variables (``$VAR``) are not interpolated, as with ``pipeline upload --no-interpolation``.
 Identifiers are derived from the organization, pipeline, build number and step position, so the same
@@ -139,6 +141,11 @@ def job_from_step(pipeline: Pipeline, step: PipelineStep, context: BuildContext 
         env["BUILDKITE_PARALLEL_JOB_COUNT"] = str(parallelism)
     if plugins:
         env["BUILDKITE_PLUGINS"] = plugins_env(plugins)
+    image = fields.get("image", pipeline.image)
+    if image is not None:
+        if not isinstance(image, str) or not image:
+            raise PipelineJobError(f"{where}.image: expected an image name, got {image!r}")
+        env["BUILDKITE_IMAGE"] = image
     for source, value in ((pipeline.env, "env"), (fields.get("env"), f"{where}.env")):
         env.update(_env_map(source, value))
 

@@ -61,11 +61,12 @@ class PipelineStep:
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
-    """A pipeline document's steps and its pipeline-level ``env`` and ``agents``."""
+    """A pipeline document's steps and its pipeline-level ``env``, ``agents`` and ``image``."""
 
     steps: tuple[PipelineStep, ...]
     env: JSON = None
     agents: JSON = None
+    image: JSON = None
 
 
 def read_pipeline_document(document: JSON) -> Pipeline:
@@ -76,7 +77,8 @@ def read_pipeline_document(document: JSON) -> Pipeline:
         steps = document.get("steps")
         if not isinstance(steps, list):
             raise StepError("the pipeline has no 'steps' list")
-        return Pipeline(tuple(_flatten(steps, ("steps",))), document.get("env"), document.get("agents"))
+        flattened = tuple(_flatten(steps, ("steps",)))
+        return Pipeline(flattened, document.get("env"), document.get("agents"), document.get("image"))
     raise StepError("a pipeline is a list of steps or a map with 'steps'")
 
 

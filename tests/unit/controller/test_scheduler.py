@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 
@@ -28,7 +29,7 @@ from engine.kube.labels import CONTROLLER_ID_LABEL
 from engine.model.config import ControllerConfig, parse_config
 from engine.model.decision import Decision
 from engine.model.job import BuildkiteJob, parse_job
-from engine.model.jsonvalue import JSON
+from engine.model.jsonvalue import JSON, JSONObject
 from engine.policy.loader import load_policies
 from tests.fakes.buildkite import FakeBuildkite
 from tests.unit.controller.builders import sample
@@ -444,4 +445,45 @@ async def test_a_full_fail_queue_lets_the_job_go_for_a_later_poll(
         await scheduler(full, config, jobs, metrics, deny_policies).handle(pending_for(fake, uuid))
 
     assert uuid not in full
+    assert fake.job(uuid).state == "SCHEDULED"
+
+
+class _BrokenPodTemplates:
+    """An API server that cannot be reached when the scheduler reads a PodTemplate."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+
+    async def get_pod_template(self, name: str) -> JSONObject | None:
+        self.reads.append(name)
+        raise KubeAPIError(f"get PodTemplate {NAMESPACE}/{name}: connection refused")
+
+
+async def test_a_pod_template_that_cannot_be_read_now_leaves_the_job_for_a_later_poll(
+    fake: FakeBuildkite, jobs: JobStore, metrics: ControllerMetrics, failures: FailQueue
+) -> None:
+    """Upstream fails the job on any error reading its podTemplate; a transient one must not: nothing is
+    created, nothing is failed, and the error reaches the pipeline, so a later poll tries again."""
+    config = parse_config(
+        {"namespace": NAMESPACE, "profile": "upstream-v0.47", "agent-config": {"endpoint": fake.agent_url}},
+        "test",
+    )
+    plugins = json.dumps(
+        [{"github.com/buildkite-plugins/kubernetes-buildkite-plugin": {"podTemplate": "ruby"}}]
+    )
+    uuid = fake.add_job(env={"BUILDKITE_PLUGINS": plugins})
+    templates = _BrokenPodTemplates()
+    target = Scheduler(
+        jobs,
+        failures,
+        PolicyStore(load_policies([], profile="upstream-v0.47")),
+        config,
+        metrics,
+        pod_templates=templates,
+    )
+    with pytest.raises(KubeAPIError, match="connection refused"):
+        await target.handle(pending_for(fake, uuid))
+    await drained(failures)
+    assert templates.reads == ["ruby"]
+    assert jobs.created == []
     assert fake.job(uuid).state == "SCHEDULED"
