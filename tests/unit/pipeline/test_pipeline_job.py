@@ -230,3 +230,13 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     bad.write_text("steps: [wait]\n", encoding="utf-8")
     with pytest.raises(PipelineJobError, match=f"^{bad}: the pipeline has 0 command steps"):
         job_from_pipeline_file(bad)
+
+
+def test_the_image_attribute_becomes_buildkite_image_and_a_step_overrides_the_pipeline() -> None:
+    text = "image: ruby:alpine\nsteps:\n- {key: a, command: ruby -v}\n"
+    text += "- {key: b, command: yarn -v, image: node:22-alpine}\n"
+    assert env_of(convert(text, key="a"))["BUILDKITE_IMAGE"] == "ruby:alpine"
+    assert env_of(convert(text, key="b"))["BUILDKITE_IMAGE"] == "node:22-alpine"
+    assert "BUILDKITE_IMAGE" not in env_of(convert("steps:\n- {command: make}\n"))
+    with pytest.raises(PipelineJobError, match=r"image: expected an image name, got 3"):
+        convert("steps:\n- {command: make, image: 3}\n")
