@@ -21,6 +21,7 @@ from engine.inputs import InputError, load_config_file
 from engine.model.config import ControllerConfig
 from engine.model.decision import Decision
 from engine.model.job import BuildkiteJob, JobInputError, parse_job
+from engine.model.profiles import DEFAULT_PROFILE
 from engine.pipeline.job import PipelineJobError, job_from_step
 from engine.pipeline.source import PipelineReadError, load_pipeline
 from engine.pipeline.steps import StepError, read_pipeline_document
@@ -75,14 +76,18 @@ def run_diff_command(
         )
     if suite is not None and config is not None:
         problems.append("engine diff: a suite names its own config; drop --config")
-    before = _policies(old, include_defaults, problems)
-    after = _policies(new, include_defaults, problems)
     controller_config = None
     try:
         controller_config = load_config_file(config)
     except InputError as exc:
         problems.extend(exc.problems)
     diff_jobs: list[DiffJob] = []
+    profile = controller_config.profile if controller_config is not None else DEFAULT_PROFILE
+    if suite is not None:
+        profiles = {job.config.profile for job in _suite_jobs(suite, [])}
+        profile = profiles.pop() if len(profiles) == 1 else profile
+    before = _policies(old, include_defaults, problems, profile)
+    after = _policies(new, include_defaults, problems, profile)
     if controller_config is not None:
         if suite is not None:
             diff_jobs = _suite_jobs(suite, problems)
@@ -143,9 +148,12 @@ def _decision_facts(decision: Decision) -> tuple[object, ...]:
     )
 
 
-def _policies(paths: list[Path], include_defaults: bool, problems: list[str]) -> PolicySet | None:
+def _policies(
+    paths: list[Path], include_defaults: bool, problems: list[str], profile: str = DEFAULT_PROFILE
+) -> PolicySet | None:
+    """The policies of one side; both sides load the config's profile after the defaults."""
     try:
-        return load_policies(paths, include_defaults=include_defaults)
+        return load_policies(paths, include_defaults=include_defaults, profile=profile)
     except PolicyError as exc:
         problems.extend(exc.problems)
         return None
