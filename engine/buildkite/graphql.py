@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace, TracebackType
 from typing import Any, Self
@@ -231,6 +231,25 @@ class BuildkiteGraphQL:
         if not isinstance(job, dict) or not isinstance(job.get("uuid"), str):
             return None
         return job
+
+    async def job_states(self, uuids: Sequence[str]) -> dict[str, str | None]:
+        """Each job's ``JobStates`` value (``None`` when not found), asking about up to
+        ``MAX_JOB_STATES_PER_REQUEST`` jobs per request instead of one request per job."""
+        states: dict[str, str | None] = {}
+        unique = list(dict.fromkeys(uuids))
+        for start in range(0, len(unique), documents.MAX_JOB_STATES_PER_REQUEST):
+            chunk = unique[start : start + documents.MAX_JOB_STATES_PER_REQUEST]
+            data = await self._execute(
+                "GetCommandJobStates",
+                documents.get_command_job_states(len(chunk)),
+                {f"u{i}": uuid for i, uuid in enumerate(chunk)},
+            )
+            for i, uuid in enumerate(chunk):
+                job = data.get(f"j{i}")
+                states[uuid] = (
+                    job["state"] if isinstance(job, dict) and isinstance(job.get("state"), str) else None
+                )
+        return states
 
     async def job_state(self, uuid: str) -> str | None:
         """The job's ``JobStates`` value (``"SCHEDULED"``, ``"RUNNING"``, ...), or ``None`` when not found."""

@@ -51,6 +51,7 @@ from engine.controller.policy_reload import DEFAULT_RELOAD_INTERVAL, PolicyReloa
 from engine.controller.policy_store import PolicyStore
 from engine.controller.scheduler import Scheduler
 from engine.controller.watchers.completions import CompletionsWatcher
+from engine.controller.watchers.job_states import BatchedJobStates
 from engine.controller.watchers.job_watcher import JobWatcher
 from engine.controller.watchers.pod_watcher import PodWatcher
 from engine.core.compiler import PolicySet
@@ -302,7 +303,7 @@ class ControllerRuntime:
         watcher_failer = JobFailer(tokens, agent_api, config)
         completions = CompletionsWatcher(kube, metrics)
         job_watcher = JobWatcher(kube, watcher_failer, config, metrics)
-        pod_watcher = PodWatcher(kube, watcher_failer, graphql, config, metrics)
+        pod_watcher = PodWatcher(kube, watcher_failer, BatchedJobStates(graphql), config, metrics)
         job_informer.subscribe(job_watcher.on_event)
         if config.enable_completion_watcher:
             pod_informer.subscribe(completions.on_event)

@@ -351,3 +351,15 @@ async def test_a_document_that_does_not_match_the_schema_is_refused_before_any_r
 def test_each_document_is_parsed_and_validated_once() -> None:
     document = ALL_DOCUMENTS["GetCommandJob"]
     assert checked_document(document) is checked_document(document)
+
+
+async def test_job_states_asks_about_many_jobs_in_few_requests(
+    fake: FakeBuildkite, client: BuildkiteGraphQL
+) -> None:
+    scheduled = fake.add_jobs(60)
+    running = fake.add_job(state="RUNNING")
+    missing = "00000000-0000-4000-8000-000000000000"
+    before = len(fake.graphql_requests("GetCommandJobStates"))
+    states = await client.job_states([*scheduled, running, missing, running])
+    assert states == {**dict.fromkeys(scheduled, "SCHEDULED"), running: "RUNNING", missing: None}
+    assert len(fake.graphql_requests("GetCommandJobStates")) - before == 2  # 62 jobs, 50 per request
