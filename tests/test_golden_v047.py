@@ -120,3 +120,46 @@ def test_the_protocol_check_notices_job_env_in_a_command_container() -> None:
     )
     problems = head_protocol_problems(manifest, ADMITTED[0].job_document())
     assert any("BUILDKITE_BRANCH" in problem for problem in problems)
+
+
+PLUGIN_FIELDS_AT_HEAD = (
+    "podSpec",
+    "podTemplate",
+    "podSpecPatch",
+    "gitEnvFrom",
+    "sidecars",
+    "metadata",
+    "extraVolumeMounts",
+    "checkout",
+    "commandParams",
+    "sidecarParams",
+    "jobActiveDeadlineSeconds",
+)
+"""Reference §12.1a: the plugin's fields at v0.47."""
+
+
+def test_every_plugin_field_and_step_attribute_of_v047_has_a_fixture() -> None:
+    """Each field of §12.1a, and the step attributes read from the job (image:, resource_class),
+    appears in at least one fixture's job, so each has a golden test."""
+    used: set[str] = set()
+    for fixture in FIXTURES:
+        job = fixture.job_document()
+        env = dict(str(entry).partition("=")[::2] for entry in job.get("env", []))
+        for entry in json.loads(env.get("BUILDKITE_PLUGINS", "[]")):
+            for config in entry.values():
+                used |= set(config)
+                used |= {f"checkout.{key}" for key in config.get("checkout", {})}
+                used |= {f"commandParams.{key}" for key in config.get("commandParams", {})}
+                used |= {f"sidecarParams.{key}" for key in config.get("sidecarParams", {})}
+        if "BUILDKITE_IMAGE" in env:
+            used.add("image:")
+        if any(rule.startswith("resource_class=") for rule in job.get("agentQueryRules", [])):
+            used.add("resource_class")
+    wanted = {*PLUGIN_FIELDS_AT_HEAD, "checkout.checkoutFlags", "checkout.extraVolumeMounts"}
+    wanted |= {
+        "commandParams.extraVolumeMounts",
+        "sidecarParams.extraVolumeMounts",
+        "image:",
+        "resource_class",
+    }
+    assert wanted - used == set()
