@@ -310,8 +310,63 @@ def test_the_integration_test_token_is_never_logged() -> None:
     assert config.redacted()["integration-test-buildkite-token"] == "[REDACTED]"
 
 
-def test_the_head_keys_are_in_the_model() -> None:
-    """The keys §11.2 lists that are this issue's (the Stacks API mode adds queue, reservation-expiry-seconds,
-    pagination-page-size, query-reset-interval; reliability adds http-timeout, pagination-depth-limit)."""
+REFERENCE_11_2 = [
+    "agent-token-secret",
+    "image",
+    "namespace",
+    "id",
+    "tags",
+    "max-in-flight",
+    "job-creation-concurrency",
+    "work-queue-limit",
+    "poll-interval",
+    "http-timeout",
+    "pagination-depth-limit",
+    "enable-queue-pause",
+    "job-ttl",
+    "job-active-deadline-seconds",
+    "job-prefix",
+    "default-termination-grace-period-seconds",
+    "image-pull-backoff-grace-period",
+    "job-cancel-checker-poll-interval",
+    "empty-job-grace-period",
+    "pod-pending-timeout",
+    "enable-completion-watcher",
+    "k8s-client-rate-limiter-qps",
+    "k8s-client-rate-limiter-burst",
+    "default-image-pull-policy",
+    "default-image-check-pull-policy",
+    "skip-image-check-containers",
+    "image-check-container-cpu-limit",
+    "image-check-container-memory-limit",
+    "prohibit-kubernetes-plugin",
+    "allow-pod-spec-patch-unsafe-command-modification",
+    "prometheus-port",
+    "profiler-address",
+    "debug",
+    "log-format",
+    "log-level",
+    "no-color",
+    "log-http-payloads",
+    "integration-test-buildkite-token",
+    "graphql-endpoint",
+    "pod-spec-patch",
+    "workspace-volume",
+    "workspace-mount-sub-path-expr",
+    "agent-config",
+    "default-checkout-params",
+    "default-command-params",
+    "default-sidecar-params",
+    "default-metadata",
+    "additional-redacted-vars",
+    "resource-classes",
+    "default-resource-class-name",
+]
+"""Every key of reference §11.2 but the Stacks API mode's (queue, reservation-expiry-seconds,
+pagination-page-size, query-reset-interval), which that mode adds."""
+
+
+def test_every_key_of_the_reference_is_in_the_model() -> None:
     aliases = {str(field.alias) for field in ControllerConfig.model_fields.values()}
+    assert set(REFERENCE_11_2) - aliases == set()
     assert set(HEAD_KEYS) <= aliases
