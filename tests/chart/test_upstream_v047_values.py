@@ -16,7 +16,9 @@ from typing import Any
 import yaml
 
 from engine.model.config import parse_config
-from tests.chart import GRAPHQL_TOKEN, ORG, one_of_kind, render, rendered_config
+from engine.policy.loader import load_policies
+from engine.predeploy import check_manifests
+from tests.chart import GRAPHQL_TOKEN, ORG, one_of_kind, render, rendered_config, template_result
 from tests.unit.test_upstream_v047_example import loadable
 
 VALUES = Path(__file__).resolve().parents[2] / "examples" / "upstream-v0.47" / "values.yaml"
@@ -47,3 +49,19 @@ def test_the_v047_values_render_and_the_controller_takes_their_config(tmp_path: 
 def test_the_role_lets_the_controller_read_pod_templates(tmp_path: Path) -> None:
     rules = one_of_kind(_render(tmp_path), "Role")["rules"]
     assert {"apiGroups": [""], "resources": ["podtemplates"], "verbs": ["get"]} in rules
+
+
+def test_the_pre_deploy_check_loads_the_profile_the_config_selects(tmp_path: Path) -> None:
+    values = yaml.safe_load(VALUES.read_text(encoding="utf-8"))
+    values["config"] = loadable(values["config"])
+    file = tmp_path / "values.yaml"
+    file.write_text(yaml.safe_dump(values), encoding="utf-8")
+    result = template_result(
+        (str(file),), ("--set", f"graphqlToken={GRAPHQL_TOKEN}", "--set", f"config.org={ORG}")
+    )
+    assert result.returncode == 0, result.stderr
+    report = check_manifests(result.stdout, "rendered")
+    assert report.ok, report.problems
+    [checked] = report.checked
+    default_count = len(load_policies([]))
+    assert f"; {default_count + 2} policies load" in checked  # the profile adds two policies
