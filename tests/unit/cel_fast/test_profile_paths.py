@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import pytest
 
+from engine.core.cel_fast import compile_fast
 from engine.core.compiler import PolicySet
 from engine.core.evaluate import evaluate
+from engine.core.expressions import _rewrite_vars
 from engine.core.function_registry import REGISTRY
 from engine.dry_run import read_pod_templates
 from engine.inputs import load_config_file, load_job_file
 from engine.policy.loader import load_policies
+from tests.golden import V047_PROFILE_DIR as PROFILE_DIR
 from tests.golden import GoldenFixture, v047_fixtures
+from tests.unit.cel_fast import FUNCTIONS
+from tests.unit.cel_fast.test_policies import policy_expressions
 
 FIXTURES = v047_fixtures()
 
@@ -60,3 +65,15 @@ def test_both_paths_decide_alike(fixture: GoldenFixture, both_paths: tuple[Polic
         other.denials,
         other.warnings,
     )
+
+
+PROFILE_EXPRESSIONS = policy_expressions(sorted(PROFILE_DIR.glob("*.yaml")))
+
+
+def test_the_profile_holds_many_expressions() -> None:
+    assert len(PROFILE_EXPRESSIONS) > 100
+
+
+@pytest.mark.parametrize(("file", "source"), PROFILE_EXPRESSIONS)
+def test_every_profile_expression_is_in_the_fast_subset(file: str, source: str) -> None:
+    compile_fast(_rewrite_vars(source), FUNCTIONS)
