@@ -879,8 +879,8 @@ class _UpstreamHeadKeys(_Block):
         DEFAULT_PROFILE,
         "Which agent-stack-k8s release the pods are built like: default (v0.20.2, with the defects later "
         f"releases fixed) or {UPSTREAM_V047} (v0.47.0; loads policies/profiles/{UPSTREAM_V047} after the "
-        "default policies and needs kubernetes-version 1.29 or later).",
-        env=True,
+        "default policies and needs kubernetes-version 1.29 or later). File only: a PROFILE environment "
+        "variable means other things to other programs.",
     )
     job_prefix: JobPrefix = _head_key(
         "job-prefix", "buildkite-", "Name prefix of every Job: <job-prefix><job uuid>.", env=True

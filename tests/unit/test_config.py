@@ -605,7 +605,6 @@ def test_env_names_are_upper_snake_case_without_prefix_except_the_id() -> None:
         "LOG_HTTP_PAYLOADS",
         "LOG_LEVEL",
         "NO_COLOR",
-        "PROFILE",
         "SKIP_IMAGE_CHECK_CONTAINERS",
         "WORK_QUEUE_LIMIT",
     }
@@ -955,6 +954,7 @@ def test_flag_keys_are_the_scalar_top_level_keys() -> None:
     structured = {"additional-redacted-vars", "pod-spec-patch", "workspace-volume", "agent-config"}
     structured |= {"kubernetes-version", "job-log-warnings"}  # engine settings, deliberately file only
     structured |= {"workspace-mount-sub-path-expr", "resource-classes", "default-resource-class-name"}
+    structured |= {"profile"}  # file only: PROFILE means other things to other programs
     structured |= {
         "default-checkout-params",
         "default-command-params",

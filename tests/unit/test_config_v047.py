@@ -163,8 +163,10 @@ def test_the_profile_needs_native_sidecars() -> None:
     ]
 
 
-def test_the_profile_comes_from_the_environment_too() -> None:
-    config = resolve_config({}, {"PROFILE": "upstream-v0.47"}, {}, "x")
+def test_the_profile_comes_from_the_file_only() -> None:
+    """A PROFILE variable means other things to other programs (shells, CI systems): not read."""
+    assert resolve_config({}, {"PROFILE": "upstream-v0.47"}, {}, "x").profile == "default"
+    config = resolve_config({"profile": "upstream-v0.47"}, {}, {}, "x")
     assert (config.profile, config.kubernetes_version) == ("upstream-v0.47", "1.29")
 
 
