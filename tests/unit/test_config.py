@@ -85,6 +85,17 @@ DEFAULTS = {
     "kubernetes-version": "1.20",
     "job-log-warnings": True,
     "additional-redacted-vars": [],
+    **(
+        API_MODE_DEFAULTS := {  # the Buildkite API mode and the Stacks API keys
+            "buildkite-api": "",
+            "queue": "",
+            "reservation-expiry-seconds": 900,
+            "pagination-page-size": 1000,
+            "query-reset-interval": "10s",
+            "job-acquisition-tokens": False,
+            "job-acquisition-token-lifetime-seconds": 0,
+        }
+    ),
 }
 
 
@@ -170,6 +181,7 @@ def test_upstream_example_decodes_to_exactly_these_values() -> None:
             "labels": {"argocd.argoproj.io/tracking-id": "example-id-here"},
         },
         "pod-spec-patch": UPSTREAM_POD_SPEC_PATCH,
+        **API_MODE_DEFAULTS,
     }
     assert (config.job_ttl, config.image_pull_backoff_grace_period, config.poll_interval) == (
         300.0,
@@ -194,11 +206,19 @@ def test_minimal_example_needs_only_the_token_from_the_environment() -> None:
 
 
 def test_missing_required_lists_every_empty_required_key() -> None:
-    config = parse_config({"agent-token-secret": "", "image": "", "namespace": ""}, "x")
-    assert [line.split(":")[0] for line in config.missing_required_for_controller()] == [
+    graphql = parse_config(
+        {"buildkite-api": "graphql", "agent-token-secret": "", "image": "", "namespace": ""}, "x"
+    )
+    assert [line.split(":")[0] for line in graphql.missing_required_for_controller()] == [
         "agent-token-secret",
         "buildkite-token",
         "org",
+        "image",
+        "namespace",
+    ]
+    stacks = parse_config({"agent-token-secret": "", "image": "", "namespace": ""}, "x")
+    assert [line.split(":")[0] for line in stacks.missing_required_for_controller()] == [
+        "agent-token-secret",
         "image",
         "namespace",
     ]
@@ -466,14 +486,20 @@ def test_tags_as_list_or_comma_separated_string(value: Any, tags: tuple[str, ...
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
-        (["os=linux"], "tags: missing required tag: queue"),
-        ([], "tags: missing required tag: queue"),
-        ("", "tags: missing required tag: queue"),
+        (["os=linux"], "tags: missing required tag: queue (the GraphQL mode polls by it)"),
+        ([], "tags: missing required tag: queue (the GraphQL mode polls by it)"),
+        ("", "tags: missing required tag: queue (the GraphQL mode polls by it)"),
         (["queue=a", "linux"], 'tags: entries must be key=value, not "linux"'),
     ],
 )
 def test_invalid_tags(value: Any, problem: str) -> None:
-    assert only_problem({"tags": value}) == f"config.yaml: {problem}"
+    assert only_problem({"org": "o", "tags": value}) == f"config.yaml: {problem}"
+
+
+@pytest.mark.parametrize("value", [["os=linux"], [], ""])
+def test_the_stacks_api_mode_needs_no_queue_tag(value: Any) -> None:
+    assert parse_config({"tags": value}, "x").effective_queue() == "_default"
+    assert parse_config({"tags": value, "queue": "gpu"}, "x").effective_queue() == "gpu"
 
 
 @pytest.mark.parametrize("value", ["", "buildkite", "vector", "legacy"])
@@ -563,6 +589,7 @@ def test_flag_beats_env_beats_file_beats_default() -> None:
 def test_env_names_are_upper_snake_case_without_prefix_except_the_id() -> None:
     assert sorted(env_var_name(key) for key in FLAG_KEYS) == [
         "AGENT_TOKEN_SECRET",
+        "BUILDKITE_API",
         "BUILDKITE_K8S_STACK_CONTROLLER_ID",
         "BUILDKITE_TOKEN",
         "CLUSTER_UUID",
@@ -575,6 +602,8 @@ def test_env_names_are_upper_snake_case_without_prefix_except_the_id() -> None:
         "HTTP_TIMEOUT",
         "IMAGE",
         "IMAGE_PULL_BACKOFF_GRACE_PERIOD",
+        "JOB_ACQUISITION_TOKENS",
+        "JOB_ACQUISITION_TOKEN_LIFETIME_SECONDS",
         "JOB_CANCEL_CHECKER_POLL_INTERVAL",
         "JOB_CREATION_CONCURRENCY",
         "JOB_TTL",
@@ -582,11 +611,15 @@ def test_env_names_are_upper_snake_case_without_prefix_except_the_id() -> None:
         "NAMESPACE",
         "ORG",
         "PAGINATION_DEPTH_LIMIT",
+        "PAGINATION_PAGE_SIZE",
         "POD_PENDING_TIMEOUT",
         "POLL_INTERVAL",
         "PROFILER_ADDRESS",
         "PROHIBIT_KUBERNETES_PLUGIN",
         "PROMETHEUS_PORT",
+        "QUERY_RESET_INTERVAL",
+        "QUEUE",
+        "RESERVATION_EXPIRY_SECONDS",
         "STALE_JOB_DATA_TIMEOUT",
         "TAGS",
     ]
@@ -701,6 +734,13 @@ def test_expression_view_of_the_defaults() -> None:
         "kubernetesVersion": "1.20",
         "jobLogWarnings": True,
         "additionalRedactedVars": [],
+        "buildkiteApi": "",
+        "queue": "",
+        "reservationExpirySeconds": 900,
+        "paginationPageSize": 1000,
+        "queryResetInterval": 10.0,
+        "jobAcquisitionTokens": False,
+        "jobAcquisitionTokenLifetimeSeconds": 0,
     }
 
 

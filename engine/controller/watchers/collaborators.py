@@ -53,12 +53,23 @@ async def fail_safely(
         return "error"
 
 
+StopOutcome = Literal["cancelled", "notified"]
+"""What :meth:`BuildkiteJobs.stop_job` did: cancelled the job, or (an API that cannot cancel) told
+the job's progress messages why it will fail."""
+
+
 class BuildkiteJobs(Protocol):
-    """The GraphQL calls the pod watcher makes (``engine.buildkite.graphql.BuildkiteGraphQL``)."""
+    """What the pod watcher asks of Buildkite about jobs (``engine.controller.job_states`` has one per
+    API)."""
 
-    async def job_state(self, uuid: str) -> str | None: ...
+    async def job_states(self, uuids: Sequence[str]) -> Mapping[str, str]:
+        """Each job's state, upper-case (``SCHEDULED``, ``RESERVED``, ``RUNNING``, ``CANCELED``…); a job
+        whose state is unknown is missing. Raises when nothing could be learnt."""
+        ...
 
-    async def cancel_job(self, job_id: str, client_mutation_id: str) -> None: ...
+    async def stop_job(self, uuid: str, pod_name: str, reason: str) -> StopOutcome:
+        """End a job an agent already has, whose pod cannot run (``reason`` says why); raises on failure."""
+        ...
 
 
 class JobDeadlines(Protocol):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.controller.metrics import ControllerMetrics
-from engine.controller.watchers.collaborators import FailOutcome
+from engine.controller.watchers.collaborators import FailOutcome, StopOutcome
 from engine.kube.errors import KubeAPIError, KubeError
 from engine.kube.informer import EventKind, WatchEvent
 from engine.model.config import ControllerConfig
@@ -117,6 +117,7 @@ class FakeBuildkiteJobs:
     cancelled: list[tuple[str, str]] = field(default_factory=list)
     state_queries: int = 0
     cancel_error: Exception | None = None
+    stop_reasons: list[str] = field(default_factory=list)
 
     def set_state(self, uuid: str, *states: str | None) -> None:
         self.states[uuid] = list(states)
@@ -126,10 +127,16 @@ class FakeBuildkiteJobs:
         answers = self.states.get(uuid, [None])
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
-    async def cancel_job(self, job_id: str, client_mutation_id: str) -> None:
+    async def job_states(self, uuids: Sequence[str]) -> dict[str, str]:
+        answers = {uuid: await self.job_state(uuid) for uuid in uuids}
+        return {uuid: state for uuid, state in answers.items() if state is not None}
+
+    async def stop_job(self, uuid: str, pod_name: str, reason: str) -> StopOutcome:
         if self.cancel_error is not None:
             raise self.cancel_error
-        self.cancelled.append((job_id, client_mutation_id))
+        self.cancelled.append((uuid, pod_name))
+        self.stop_reasons.append(reason)
+        return "cancelled"
 
 
 def config(**keys: Any) -> ControllerConfig:
