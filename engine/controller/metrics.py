@@ -304,6 +304,18 @@ class PodWatcherMetrics:
         self.pods_timed_out_pending = _counter(
             r, f"{p}_pods_timed_out_pending", "Pods pending past pod-pending-timeout"
         )
+        self.jobs_deleted = _counter(
+            r,
+            f"{p}_jobs_deleted",
+            "Kubernetes Jobs deleted (a cancelled job's pending pod)",
+            ("delete_reason",),
+        )
+        self.job_deletion_errors = _counter(
+            r,
+            f"{p}_job_deletion_errors",
+            "Errors deleting Kubernetes Jobs",
+            ("delete_reason", "error_reason"),
+        )
 
 
 @dataclass

@@ -404,7 +404,9 @@ class ControllerRuntime:
         job_informer.subscribe(deduper.on_job_event)
         completions = CompletionsWatcher(kube, metrics)
         job_watcher = JobWatcher(kube, watcher_failer, config, metrics)
-        pod_watcher = PodWatcher(kube, watcher_failer, jobs, config, metrics)
+        pod_watcher = PodWatcher(
+            kube, watcher_failer, jobs, config, metrics, delete_cancelled_jobs=stacks is not None
+        )
         job_informer.subscribe(job_watcher.on_event)
         pod_informer.subscribe(completions.on_event)
         pod_informer.subscribe(pod_watcher.on_event)

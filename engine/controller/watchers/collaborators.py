@@ -93,6 +93,10 @@ class PodsAPI(Protocol):
 
     async def evict_pod(self, pod: Mapping[str, Any]) -> None: ...
 
+    async def delete_job(
+        self, name: str, namespace: str | None = None, *, uid: str | None = None
+    ) -> None: ...
+
     async def delete_pod(
         self, name: str, namespace: str | None = None, grace_period_seconds: int | None = 0
     ) -> None: ...

@@ -45,6 +45,7 @@ from engine.controller.watchers.collaborators import (
     fail_safely,
     utc_now,
 )
+from engine.controller.watchers.completions import job_name_of
 from engine.controller.watchers.pod_checks import (
     ImageFailure,
     failed_init_containers,
@@ -90,7 +91,11 @@ class PodWatcher:
         clock: Clock = utc_now,
         *,
         check_interval: float = CHECK_INTERVAL_SECONDS,
+        delete_cancelled_jobs: bool = False,
     ) -> None:
+        """``delete_cancelled_jobs``: a pending pod of a cancelled job is cleaned up by deleting its
+        Kubernetes Job (and with it the pod, for good) instead of evicting the pod, which the Job would
+        replace (the Stacks API mode; needs ``delete`` on Jobs)."""
         self._kube = kube
         self._failer = failer
         self._buildkite = buildkite
@@ -100,6 +105,7 @@ class PodWatcher:
         self._metrics = metrics.pod_watcher
         self._clock = clock
         self._check_interval = check_interval
+        self._delete_cancelled_jobs = delete_cancelled_jobs
         self._watched: dict[str, JSONObject] = {}
         """Latest copy of each Pending or Running pod, for the scan."""
         self._ignored: set[str] = set()
@@ -292,15 +298,35 @@ class PodWatcher:
                         continue
                     del self._cancel_checkers[uuid]
                     if state in CANCELLED:
-                        _log.info(
-                            "Buildkite job %s was cancelled while pod %s was pending; evicting it",
-                            uuid,
-                            describe(pod),
-                        )
-                        await self._evict(self._watched.get(uuid, pod), EVICTED_FOR_CANCEL)
+                        await self._clean_up_cancelled(uuid, self._watched.get(uuid, pod))
                 self._update_gauges()
         finally:
             self._update_gauges()
+
+    async def _clean_up_cancelled(self, uuid: str, pod: JSONObject) -> None:
+        job_name = job_name_of(pod)
+        if not (self._delete_cancelled_jobs and job_name):
+            _log.info(
+                "Buildkite job %s was cancelled while pod %s was pending; evicting it", uuid, describe(pod)
+            )
+            await self._evict(pod, EVICTED_FOR_CANCEL)
+            return
+        _log.info(
+            "Buildkite job %s was cancelled while pod %s was pending; deleting its Job %s",
+            uuid,
+            describe(pod),
+            job_name,
+        )
+        try:
+            await self._kube.delete_job(job_name, namespace_of(pod) or None)
+        except KubeError as error:
+            self._metrics.job_deletion_errors.labels(
+                delete_reason=EVICTED_FOR_CANCEL, error_reason=error.reason or "Unknown"
+            ).inc()
+            _log.error("could not delete Job %s of a cancelled job: %s", job_name, error)
+            self._cancel_checkers.setdefault(uuid, pod)  # ask again next time
+        else:
+            self._metrics.jobs_deleted.labels(delete_reason=EVICTED_FOR_CANCEL).inc()
 
     # ---- 4. pending too long ----------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ class FakeKube:
     deadlines: list[tuple[str, int, str | None]] = field(default_factory=list)
     evicted: list[str] = field(default_factory=list)
     deleted: list[tuple[str, str | None, int | None]] = field(default_factory=list)
+    deleted_jobs: list[tuple[str, str | None]] = field(default_factory=list)
     events_asked: list[tuple[str, str, str | None]] = field(default_factory=list)
     errors: dict[str, KubeError] = field(default_factory=dict)
 
@@ -103,6 +104,10 @@ class FakeKube:
     ) -> None:
         self._maybe_fail("delete_pod")
         self.deleted.append((name, namespace, grace_period_seconds))
+
+    async def delete_job(self, name: str, namespace: str | None = None, *, uid: str | None = None) -> None:
+        self._maybe_fail("delete_job")
+        self.deleted_jobs.append((name, namespace))
 
 
 def not_found(call: str) -> KubeAPIError:
