@@ -1301,6 +1301,12 @@ class Fault:
     only: str | None
     hits: int = 0
     released: bool = False
+    passes: bool = False
+    """A hold: once released, the request goes on to the fake as if nothing happened."""
+
+    def release(self) -> None:
+        """Let the requests this fault holds go on (a hang answers 504, a hold is served)."""
+        self.released = True
 
 
 class FaultInjector:
@@ -1335,6 +1341,11 @@ class FaultInjector:
     ) -> Fault:
         """Hold the next ``count`` requests to ``api`` for ``seconds`` (or until cleared), then answer 504."""
         return self._add(Fault(api, None, seconds, None, count, only))
+
+    def hold(self, api: FaultAPI, *, count: int | None = None, only: str | None = None) -> Fault:
+        """Hold the next ``count`` requests to ``api`` until :meth:`Fault.release` (or :meth:`clear`),
+        then serve them normally: a slow network or server, for making two clients' calls overlap."""
+        return self._add(Fault(api, None, 3600.0, None, count, only, passes=True))
 
     def clear(self, api: FaultAPI | None = None) -> None:
         """Remove the faults of ``api`` (of both APIs when ``None``) and let hung requests go."""
@@ -1383,6 +1394,8 @@ class FaultInjector:
             until = loop.time() + fault.hang_seconds
             while not fault.released and loop.time() < until:
                 await asyncio.sleep(_HANG_POLL_SECONDS)
+            if fault.passes:
+                return cast(web.StreamResponse, await handler(request))
             return _fault_response(api, HANG_STATUS, "Injected hang: no answer in time", None)
         return _fault_response(
             api, fault.status, f"Injected failure (HTTP {fault.status})", fault.retry_after
