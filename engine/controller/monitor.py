@@ -249,6 +249,8 @@ class Monitor:
         if self._cursor is not None and budget >= 2:
             await self._fetch(after=None, pages=1, advance=False)
             budget -= 1
+            if self._wait_hint:
+                return  # the server asked for a pause
         await self._fetch(after=self._cursor, pages=budget, advance=True)
 
     async def _fetch(self, *, after: str | None, pages: int, advance: bool) -> None:

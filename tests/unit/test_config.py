@@ -971,3 +971,98 @@ def test_examples_are_valid_for_the_schema_and_the_model(path: pathlib.Path) -> 
 def test_the_schema_rejects_what_the_model_rejects(data: dict[str, Any]) -> None:
     problems_of(data)
     assert list(jsonschema.Draft202012Validator(load_schema()).iter_errors(data)) != []
+
+
+# --- the Buildkite API mode -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "mode", "reason"),
+    [
+        ({}, "stacks", "no buildkite-token or org is set"),
+        ({"queue": "gpu", "agent-token-secret": "t"}, "stacks", "no buildkite-token or org is set"),
+        ({"buildkite-token": "x", "org": "o"}, "graphql", "buildkite-token is set"),
+        ({"org": "o"}, "graphql", "org is set"),
+        ({"buildkite-api": "graphql"}, "graphql", "buildkite-api is graphql"),
+        ({"buildkite-api": "stacks", "tags": []}, "stacks", "buildkite-api is stacks"),
+    ],
+)
+def test_the_mode_follows_the_keys_an_explicit_one_winning(
+    data: dict[str, Any], mode: str, reason: str
+) -> None:
+    config = parse_config(data, "x")
+    assert (config.mode().name, config.mode_reason()) == (mode, reason)
+
+
+def test_an_explicit_mode_chooses_when_both_kinds_of_keys_could_apply() -> None:
+    env = {"BUILDKITE_TOKEN": "bkua_x"}
+    config = resolve_config({"buildkite-api": "graphql", "org": "o"}, env, {}, "f")
+    assert config.mode().name == "graphql"
+    problems = problems_of({"buildkite-api": "stacks", "buildkite-token": "bkua_x"})
+    assert problems == [
+        "config.yaml: buildkite-token: only the GraphQL mode reads this key, but the controller runs the "
+        "Stacks API mode (buildkite-api is stacks); remove it, or set buildkite-api: graphql"
+    ]
+
+
+def test_every_key_of_the_other_mode_is_named_and_defaults_do_not_count() -> None:
+    stacks_keys = {
+        "queue": "gpu",
+        "reservation-expiry-seconds": 60,
+        "pagination-page-size": 10,
+        "job-acquisition-tokens": True,
+        "job-acquisition-token-lifetime-seconds": 60,
+    }
+    problems = problems_of({"org": "o", **stacks_keys})
+    assert [line.split(": ")[1] for line in problems] == list(stacks_keys)
+    # a full dump names every key with its default: that is not a mistake
+    assert (
+        parse_config({"org": "o", "reservation-expiry-seconds": 900, "queue": ""}, "x").mode().name
+        == "graphql"
+    )
+    graphql_keys = {"buildkite-token": "x", "org": "o", "cluster-uuid": "c", "graphql-endpoint": "http://g"}
+    problems = problems_of({"buildkite-api": "stacks", **graphql_keys})
+    assert [line.split(": ")[1] for line in problems] == list(graphql_keys)
+
+
+@pytest.mark.parametrize(
+    ("data", "queue"),
+    [
+        ({}, "kubernetes"),
+        ({"queue": "gpu"}, "gpu"),
+        ({"queue": "~"}, "_default"),
+        ({"queue": "-"}, "_default"),
+        ({"tags": ["os=linux"]}, "_default"),
+        ({"tags": ["queue=builds"], "queue": "gpu"}, "gpu"),
+    ],
+)
+def test_the_stacks_api_queue_is_the_queue_key_then_the_tag_then_the_default(
+    data: dict[str, Any], queue: str
+) -> None:
+    config = parse_config(data, "x")
+    assert config.effective_queue() == queue
+    assert config.controller_id() == f"default.{queue}"
+
+
+def test_the_stack_key_is_the_id_else_upstreams_default() -> None:
+    assert parse_config({}, "x").stack_key() == "agent-stack-k8s"
+    assert parse_config({"id": "ci-stack"}, "x").stack_key() == "ci-stack"
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (
+            {"buildkite-api": "rest"},
+            'buildkite-api: unknown Buildkite API "rest" (valid: "graphql", "stacks")',
+        ),
+        ({"reservation-expiry-seconds": 3601}, "reservation-expiry-seconds: must be at most 3600, got 3601"),
+        ({"pagination-page-size": 0}, "pagination-page-size: must be at least 1, got 0"),
+        (
+            {"job-acquisition-token-lifetime-seconds": -1},
+            "job-acquisition-token-lifetime-seconds: must be at least 0, got -1",
+        ),
+    ],
+)
+def test_stacks_api_keys_are_checked(data: dict[str, Any], problem: str) -> None:
+    assert only_problem(data) == f"config.yaml: {problem}"

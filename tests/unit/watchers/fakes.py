@@ -123,6 +123,7 @@ class FakeBuildkiteJobs:
     state_queries: int = 0
     cancel_error: Exception | None = None
     stop_reasons: list[str] = field(default_factory=list)
+    stop_outcome: StopOutcome = "cancelled"
 
     def set_state(self, uuid: str, *states: str | None) -> None:
         self.states[uuid] = list(states)
@@ -141,7 +142,7 @@ class FakeBuildkiteJobs:
             raise self.cancel_error
         self.cancelled.append((uuid, pod_name))
         self.stop_reasons.append(reason)
-        return "cancelled"
+        return self.stop_outcome
 
 
 def config(**keys: Any) -> ControllerConfig:
