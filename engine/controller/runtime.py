@@ -403,7 +403,9 @@ class ControllerRuntime:
             job_informer.subscribe(limiter.on_job_event)
         job_informer.subscribe(deduper.on_job_event)
         completions = CompletionsWatcher(kube, metrics)
-        job_watcher = JobWatcher(kube, watcher_failer, config, metrics)
+        job_watcher = JobWatcher(
+            kube, watcher_failer, config, metrics, reserved_jobs=jobs if stacks is not None else None
+        )
         pod_watcher = PodWatcher(
             kube, watcher_failer, jobs, config, metrics, delete_cancelled_jobs=stacks is not None
         )

@@ -33,6 +33,7 @@ from typing import Any
 from engine.controller.metrics import ControllerMetrics, count_informer_event
 from engine.controller.watchers.background import BackgroundTasks
 from engine.controller.watchers.collaborators import (
+    BuildkiteJobs,
     Clock,
     FailOutcome,
     JobFailer,
@@ -61,6 +62,12 @@ from engine.model.jsonvalue import JSONObject
 STALLED_JOB_DEADLINE_SECONDS = 1
 CHECK_INTERVAL_SECONDS = 1.0
 ENDED_WITHOUT_POD = "The Kubernetes job ended without starting a pod.\n"
+FAILED_BEFORE_ACQUIRE = (
+    "The Kubernetes pod failed before the buildkite-agent acquired this Buildkite job. The pod was likely "
+    "killed by Kubernetes (eviction, OOM, node failure) or terminated externally before the agent could "
+    "start.\n"
+)
+"""Upstream's words (v0.43.1) for a Job whose pod failed while its Buildkite job was still reserved."""
 
 _log = logging.getLogger(__name__)
 
@@ -102,8 +109,13 @@ class JobWatcher:
         clock: Clock = utc_now,
         *,
         check_interval: float = CHECK_INTERVAL_SECONDS,
+        reserved_jobs: BuildkiteJobs | None = None,
     ) -> None:
+        """``reserved_jobs`` (the Stacks API mode): a Job that failed with a pod is looked up, and if its
+        Buildkite job is still reserved (no agent ever acquired it), that job is failed with the Job's
+        events; otherwise it would wait for the reservation to expire and the Job to be deleted."""
         self._kube = kube
+        self._reserved_jobs = reserved_jobs
         self._failer = failer
         self._grace_seconds = config.empty_job_grace_period
         self._metrics = metrics.job_watcher
@@ -132,7 +144,12 @@ class JobWatcher:
     def _check(self, uuid: str, job: JSONObject) -> None:
         if job_is_finished(job):
             self._stalling.pop(uuid, None)
-            if int_at(job, "status", "failed") + int_at(job, "status", "succeeded") > 0:
+            if int_at(job, "status", "succeeded") > 0:
+                return
+            if int_at(job, "status", "failed") > 0:
+                if self._reserved_jobs is not None:
+                    self._ignored.add(uuid)
+                    self._tasks.start(self._fail_if_never_acquired(uuid, job), name=f"check {uuid}")
                 return
             self._metrics.jobs_finished_without_pod.inc()
             self._ignored.add(uuid)
@@ -203,6 +220,22 @@ class JobWatcher:
             _log.info("Job %s has a pod or has finished after all; leaving it", describe(cached))
             return False
         return True
+
+    async def _fail_if_never_acquired(self, uuid: str, job: JSONObject) -> None:
+        assert self._reserved_jobs is not None
+        try:
+            state = (await self._reserved_jobs.job_states([uuid])).get(uuid)
+        except Exception as error:
+            _log.warning(
+                "could not read the state of Buildkite job %s: %s", uuid, " ".join(str(error).split())
+            )
+            self._ignored.discard(uuid)  # the next update of the Job asks again
+            return
+        if state != "RESERVED":
+            return  # an agent has (or had) it: the agent reports the outcome
+        self._metrics.jobs_failed_before_agent_acquire.inc()
+        _log.info("Job %s failed before an agent acquired Buildkite job %s; failing it", describe(job), uuid)
+        await self._fail(uuid, job, FAILED_BEFORE_ACQUIRE)
 
     # ---- failing the Buildkite job -----------------------------------------------------------------
 
