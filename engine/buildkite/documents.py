@@ -118,6 +118,24 @@ query GetCommandJob($uuid: ID!) {
 }
 """
 
+MAX_JOB_STATES_PER_REQUEST = 50
+"""Jobs asked about in one ``GetCommandJobStates`` request (one aliased ``job`` field each)."""
+
+
+def get_command_job_states(count: int) -> str:
+    """``GetCommandJobStates`` for ``count`` jobs: ``GetCommandJob``'s selection once per job, under
+    the aliases ``j0``, ``j1``, … with the variables ``$u0``, ``$u1``, … (GraphQL has no field that takes
+    a list of job UUIDs, so aliases are how one request asks about many jobs)."""
+    if not 1 <= count <= MAX_JOB_STATES_PER_REQUEST:
+        raise ValueError(f"between 1 and {MAX_JOB_STATES_PER_REQUEST} jobs per request, not {count}")
+    variables = ", ".join(f"$u{i}: ID!" for i in range(count))
+    fields = "\n".join(
+        f"  j{i}: job(uuid: $u{i}) {{\n    ... on JobTypeCommand {{\n      id\n      state\n    }}\n  }}"
+        for i in range(count)
+    )
+    return f"\nquery GetCommandJobStates({variables}) {{\n{fields}\n}}\n"
+
+
 GET_JOB_FIXTURE = """
 query GetJobFixture($uuid: ID!) {
   job(uuid: $uuid) {
@@ -167,8 +185,10 @@ ALL_DOCUMENTS = MappingProxyType(
         "GetScheduledJobs": GET_SCHEDULED_JOBS,
         "GetScheduledJobsClustered": GET_SCHEDULED_JOBS_CLUSTERED,
         "GetCommandJob": GET_COMMAND_JOB,
+        "GetCommandJobStates": get_command_job_states(2),
         "GetJobFixture": GET_JOB_FIXTURE,
         "CancelCommandJob": CANCEL_COMMAND_JOB,
     }
 )
-"""Operation name → document text: every document the client can send."""
+"""Operation name → document text: every document the client can send (``GetCommandJobStates`` at
+one of its sizes; every size repeats the same selection)."""

@@ -1,7 +1,8 @@
 """Async client for the Buildkite GraphQL API: list scheduled jobs, read a job's state, cancel a job.
 
 It speaks through ``gql`` over aiohttp and validates each document against the shipped schema subset
-before sending. Two things the stock ``gql`` transport hides are recovered here:
+once, before its first send (not on every request: see ``schema.checked_document``). Two things the
+stock ``gql`` transport hides are recovered here:
 
 * the HTTP status and headers of every response (a trace hook on the aiohttp session records them per
   request), because Buildkite answers a rate-limited call with HTTP 429 *and* a JSON ``errors`` body,
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace, TracebackType
 from typing import Any, Self
@@ -39,7 +40,7 @@ from engine.buildkite.errors import BuildkiteAPIError, InvalidOrganizationError,
 from engine.buildkite.http_headers import wait_hint
 from engine.buildkite.ids import cluster_graphql_id, is_uuid
 from engine.buildkite.pages import JobPage
-from engine.buildkite.schema import subset_schema
+from engine.buildkite.schema import checked_document
 from engine.model.jsonvalue import JSON, JSONObject
 
 __all__ = [
@@ -223,6 +224,25 @@ class BuildkiteGraphQL:
             return None
         return job
 
+    async def job_states(self, uuids: Sequence[str]) -> dict[str, str | None]:
+        """Each job's ``JobStates`` value (``None`` when not found), asking about up to
+        ``MAX_JOB_STATES_PER_REQUEST`` jobs per request instead of one request per job."""
+        states: dict[str, str | None] = {}
+        unique = list(dict.fromkeys(uuids))
+        for start in range(0, len(unique), documents.MAX_JOB_STATES_PER_REQUEST):
+            chunk = unique[start : start + documents.MAX_JOB_STATES_PER_REQUEST]
+            data = await self._execute(
+                "GetCommandJobStates",
+                documents.get_command_job_states(len(chunk)),
+                {f"u{i}": uuid for i, uuid in enumerate(chunk)},
+            )
+            for i, uuid in enumerate(chunk):
+                job = data.get(f"j{i}")
+                states[uuid] = (
+                    job["state"] if isinstance(job, dict) and isinstance(job.get("state"), str) else None
+                )
+        return states
+
     async def job_state(self, uuid: str) -> str | None:
         """The job's ``JobStates`` value (``"SCHEDULED"``, ``"RUNNING"``, ...), or ``None`` when not found."""
         job = await self.command_job(uuid)
@@ -267,7 +287,7 @@ class BuildkiteGraphQL:
                         "trace_configs": [trace],
                     },
                 )
-                client = Client(transport=transport, schema=subset_schema(), execute_timeout=self._timeout)
+                client = Client(transport=transport, execute_timeout=self._timeout)
                 self._session = await client.connect_async()  # type: ignore[no-untyped-call]
                 self._client = client
             return self._session
@@ -275,9 +295,11 @@ class BuildkiteGraphQL:
     async def _execute(self, operation: str, document: str, variables: dict[str, JSON]) -> JSONObject:
         session = await self._session_for_request()
         info = _ResponseInfo()
-        request = GraphQLRequest(document, variable_values=variables, operation_name=operation)
         failure: str
         try:
+            request = GraphQLRequest(
+                checked_document(document), variable_values=variables, operation_name=operation
+            )
             result = await session.execute(
                 request, get_execution_result=True, extra_args={"trace_request_ctx": info}
             )

@@ -1,7 +1,7 @@
 """What the watchers ask of Buildkite about jobs, one adapter per API (``BuildkiteJobs``).
 
-* :class:`GraphQLJobs`: a job's state through ``GetCommandJob``, job by job (a few at a time), and a
-  job an agent already has is cancelled with ``jobTypeCommandCancel``;
+* :class:`GraphQLJobs`: states through ``GetCommandJobStates`` (50 jobs a request, one aliased field
+  each), and a job an agent already has is cancelled with ``jobTypeCommandCancel``;
 * :class:`StacksJobs`: states through the Stacks API's ``get-states``, up to 1000 jobs a request, as
   upstream asks them; the Stacks API cannot cancel a job, so a job an agent already has but whose pod
   cannot pull its images is told so with a notification (the agent fails it when its container-start
@@ -20,8 +20,6 @@ from typing import Protocol
 from engine.controller.metrics import StacksMetrics
 from engine.controller.watchers.collaborators import StopOutcome
 
-GRAPHQL_CONCURRENCY = 8
-"""``GetCommandJob`` requests in flight at once when many pods are asked about."""
 STATES_BATCH = 1000
 IMAGE_PULL_NOTICE = "Image pull failure; the job will fail once the agent times out. "
 
@@ -29,7 +27,7 @@ IMAGE_PULL_NOTICE = "Image pull failure; the job will fail once the agent times 
 class JobStateQueries(Protocol):
     """``BuildkiteGraphQL`` satisfies it."""
 
-    async def job_state(self, uuid: str) -> str | None: ...
+    async def job_states(self, uuids: Sequence[str]) -> dict[str, str | None]: ...
 
     async def cancel_job(self, job_id: str, client_mutation_id: str) -> None: ...
 
@@ -43,24 +41,12 @@ class StatesAPI(Protocol):
 class GraphQLJobs:
     """``BuildkiteJobs`` over GraphQL."""
 
-    def __init__(self, graphql: JobStateQueries, concurrency: int = GRAPHQL_CONCURRENCY) -> None:
+    def __init__(self, graphql: JobStateQueries) -> None:
         self._graphql = graphql
-        self._concurrency = concurrency
 
     async def job_states(self, uuids: Sequence[str]) -> Mapping[str, str]:
-        limit = asyncio.Semaphore(self._concurrency)
-
-        async def one(uuid: str) -> str | None:
-            async with limit:
-                return await self._graphql.job_state(uuid)
-
-        answers = await asyncio.gather(*(one(uuid) for uuid in uuids), return_exceptions=True)
-        pairs = zip(uuids, answers, strict=True)
-        states = {uuid: answer for uuid, answer in pairs if isinstance(answer, str)}
-        errors = [answer for answer in answers if isinstance(answer, BaseException)]
-        if errors and not states:
-            raise errors[0]
-        return states
+        states = await self._graphql.job_states(uuids)
+        return {uuid: state for uuid, state in states.items() if state is not None}
 
     async def stop_job(self, uuid: str, pod_name: str, reason: str) -> StopOutcome:
         await self._graphql.cancel_job(uuid, pod_name)

@@ -4,12 +4,13 @@ Two loops that never wait for each other, so a fault on one path cannot hold up 
 
 * **polling**: every ``poll-interval`` (at least 1 s) one *cycle* fetches pages of scheduled jobs and
   hands each page on **as soon as it arrives**: the first Job of a large backlog is created while later
-  pages are still on their way. A cycle fetches at most ``pagination-depth-limit`` pages: the first
-  page (where new jobs appear), then onwards from where the previous cycle stopped, so a controller
-  with thousands of jobs in flight walks the listing over several cycles instead of re-fetching every
-  page every second. A cycle never outlives ``stale-job-data-timeout`` (each request is also bounded
-  by ``http-timeout``): a hung request costs at most one cycle. A rate-limited poll (HTTP 429) waits
-  for ``Retry-After`` before asking again.
+  pages are still on their way. A cycle fetches at most ``pagination-depth-limit`` pages: from the
+  first page (where new jobs appear) while pages bring new jobs, then onwards from where the previous
+  cycle stopped, so a controller with thousands of jobs in flight walks the listing over several
+  cycles instead of re-fetching every page every second, and a new burst in front of them is read at
+  once. A cycle never outlives ``stale-job-data-timeout`` (each request is also bounded by
+  ``http-timeout``): a hung request costs at most one cycle. A rate-limited poll (HTTP 429) waits for
+  ``Retry-After`` before asking again.
 * **workers**: ``job-creation-concurrency`` long-lived workers take jobs from a work queue and hand
   them to the deduper. The queue is keyed by job UUID: a job seen again by a later poll is refreshed
   in place (fresh data, same turn), never queued twice. Jobs whose tags this controller does not serve
@@ -236,9 +237,20 @@ class Monitor:
         return self._wait_hint
 
     async def _walk(self) -> None:
-        """The first page, then (page budget allowing) onwards from the saved cursor. While the
-        workers are a page or more behind, only the first page: new jobs are still seen at once, and
-        the walk waits instead of fetching pages whose jobs would go stale in the queue."""
+        """One cycle's pages, at most ``pagination-depth-limit`` of them:
+
+        * the **front**: from the first page (the listing is newest first, so new jobs appear there),
+          page after page while each brings jobs that are neither in flight nor already queued; the
+          first page with nothing new ends it. When the front uses the whole budget and is still
+          finding new jobs (a burst larger than a cycle), the walk's cursor moves to where it stopped,
+          so the next cycle picks up the rest of the burst instead of re-reading it;
+        * the **walk**: with the budget left, onwards from the saved cursor, so pages deep in a
+          listing of thousands of jobs in flight are seen over several cycles, not every second. A walk
+          that has gone on for ``query-reset-interval`` starts again from the first page.
+
+        While the workers are a page or more behind, only the first page is read: new jobs are still
+        seen at once, and nothing is fetched whose jobs would go stale in the queue. A page that asks
+        for a pause (``Retry-After``) ends the cycle."""
         loop = asyncio.get_running_loop()
         if self._cursor is not None and loop.time() - self._walk_started_at >= self.query_reset_interval:
             self._cursor = None  # start again from the first page now and then
@@ -246,12 +258,38 @@ class Monitor:
             await self._fetch(after=None, pages=1, advance=False)
             return
         budget = self.pagination_depth_limit
-        if self._cursor is not None and budget >= 2:
-            await self._fetch(after=None, pages=1, advance=False)
-            budget -= 1
-            if self._wait_hint:
-                return  # the server asked for a pause
-        await self._fetch(after=self._cursor, pages=budget, advance=True)
+        if self._cursor is None:
+            await self._fetch(after=None, pages=budget, advance=True)
+            return
+        read, end, finding_new = await self._fetch_front(budget)
+        if self._wait_hint:
+            return  # the server asked for a pause
+        if finding_new and read == budget and end is not None:
+            self._cursor = end
+            return
+        if budget > read:
+            await self._fetch(after=self._cursor, pages=budget - read, advance=True)
+
+    async def _fetch_front(self, budget: int) -> tuple[int, str | None, bool]:
+        """Pages from the first while they bring new jobs: (pages read, the last one's end cursor,
+        whether the last one brought new jobs)."""
+        loop = asyncio.get_running_loop()
+        read, end, finding_new = 0, None, False
+        walk = self._source.scheduled_job_pages(after=None, max_pages=budget)
+        async with contextlib.aclosing(walk):
+            while True:
+                requested_at = loop.time()
+                try:
+                    page = await anext(walk)
+                except StopAsyncIteration:
+                    break
+                read, end = read + 1, page.end_cursor
+                if page.retry_after:
+                    self._wait_hint = max(self._wait_hint, page.retry_after)
+                finding_new = await self._queue_page(page.nodes, requested_at) > 0
+                if not finding_new or page.retry_after:
+                    break
+        return read, end, finding_new
 
     async def _fetch(self, *, after: str | None, pages: int, advance: bool) -> None:
         """Fetch up to ``pages`` pages from ``after``, queueing each on arrival; with ``advance``,
@@ -275,10 +313,12 @@ class Monitor:
                 if page.retry_after:
                     return  # the server asked for a pause: no more pages this cycle
 
-    async def _queue_page(self, nodes: list[JSONObject], queried_at: float) -> None:
+    async def _queue_page(self, nodes: list[JSONObject], queried_at: float) -> int:
+        """Queue a page's jobs (reserving them first, with a reserver); returns how many were not
+        queued before (new work)."""
         self._metrics.jobs_returned.inc(len(nodes))
         if not nodes:
-            return
+            return 0
         _log.debug("a page of %d scheduled jobs", len(nodes))
         stale_at = queried_at + self.stale_job_data_timeout
         jobs = list(nodes)
@@ -296,10 +336,13 @@ class Monitor:
             candidates.append(job)
         if self._reserver is not None:
             candidates = await self._reserve(candidates)
+        fresh = 0
         for job in candidates:
+            fresh += job.uuid not in self._work
             self._work[job.uuid] = job  # a job already waiting keeps its turn, with fresher data
         if self._work:
             self._work_ready.set()
+        return fresh
 
     async def _reserve(self, candidates: list[PendingJob]) -> list[PendingJob]:
         """The candidates this controller now holds (see the module doc), highest priority first."""

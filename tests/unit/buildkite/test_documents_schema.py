@@ -18,7 +18,7 @@ from graphql import (
     validate,
 )
 
-from engine.buildkite.documents import ALL_DOCUMENTS
+from engine.buildkite.documents import ALL_DOCUMENTS, MAX_JOB_STATES_PER_REQUEST, get_command_job_states
 from engine.buildkite.graphql import BuildkiteGraphQL
 from engine.buildkite.schema import schema_sdl, subset_schema
 from tests.fakes.buildkite import FakeBuildkite
@@ -43,6 +43,7 @@ async def _documents_sent_by_the_client() -> dict[str, str]:
                 "test-org", "kubernetes", cluster_uuid="11111111-2222-3333-4444-555555555555"
             )
             await client.job_state(uuid)
+            await client.job_states([uuid, "00000000-0000-4000-8000-000000000000"])
             await client.job_fixture(uuid)
             await client.cancel_job(uuid, "pod")
         return {str(r.operation_name): r.body["query"] for r in fake.graphql_requests()}
@@ -73,6 +74,15 @@ def test_document_is_valid_against_the_shipped_subset(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(ALL_DOCUMENTS))
 def test_document_is_valid_against_the_public_schema(name: str, public_schema: GraphQLSchema) -> None:
     assert validate(public_schema, parse(ALL_DOCUMENTS[name])) == []
+
+
+@pytest.mark.parametrize("count", [1, MAX_JOB_STATES_PER_REQUEST])
+def test_every_size_of_the_job_states_document_is_valid(count: int) -> None:
+    schemas = [subset_schema()]
+    if PUBLIC_SCHEMA.exists():
+        schemas.append(build_schema(PUBLIC_SCHEMA.read_text("utf-8")))
+    for schema in schemas:
+        assert validate(schema, parse(get_command_job_states(count))) == []
 
 
 def test_the_subset_agrees_with_the_public_schema(public_schema: GraphQLSchema) -> None:

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 import engine
+from engine.buildkite.documents import ALL_DOCUMENTS
 from engine.buildkite.graphql import (
     BuildkiteAPIError,
     BuildkiteGraphQL,
@@ -23,6 +24,7 @@ from engine.buildkite.graphql import (
     RateLimitedError,
     ScheduledJob,
 )
+from engine.buildkite.schema import checked_document
 from tests.fakes.buildkite import FakeBuildkite
 
 CLUSTER = "beefcafe-abbe-baba-abba-deedcedecade"
@@ -334,3 +336,30 @@ class _serve:  # noqa: N801 - reads as a function: ``async with _serve(handler) 
     async def __aexit__(self, *exc: object) -> None:
         assert self._runner is not None
         await self._runner.cleanup()
+
+
+async def test_a_document_that_does_not_match_the_schema_is_refused_before_any_request(
+    fake: FakeBuildkite, client: BuildkiteGraphQL
+) -> None:
+    before = len(fake.requests)
+    bad = "query GetCommandJob($uuid: ID!) { job(uuid: $uuid) { ... on JobTypeCommand { nosuchfield } } }"
+    with pytest.raises(BuildkiteAPIError, match="nosuchfield"):
+        await client._execute("GetCommandJob", bad, {"uuid": "x"})
+    assert len(fake.requests) == before
+
+
+def test_each_document_is_parsed_and_validated_once() -> None:
+    document = ALL_DOCUMENTS["GetCommandJob"]
+    assert checked_document(document) is checked_document(document)
+
+
+async def test_job_states_asks_about_many_jobs_in_few_requests(
+    fake: FakeBuildkite, client: BuildkiteGraphQL
+) -> None:
+    scheduled = fake.add_jobs(60)
+    running = fake.add_job(state="RUNNING")
+    missing = "00000000-0000-4000-8000-000000000000"
+    before = len(fake.graphql_requests("GetCommandJobStates"))
+    states = await client.job_states([*scheduled, running, missing, running])
+    assert states == {**dict.fromkeys(scheduled, "SCHEDULED"), running: "RUNNING", missing: None}
+    assert len(fake.graphql_requests("GetCommandJobStates")) - before == 2  # 62 jobs, 50 per request

@@ -365,6 +365,28 @@ async def test_a_cycle_fetches_at_most_the_depth_limit_and_the_walk_continues_ne
     assert sample(metrics, "buildkite_monitor_jobs_skipped_in_flight_total") > 0
 
 
+async def test_a_new_burst_in_front_of_jobs_in_flight_is_read_in_one_cycle(
+    fake: FakeBuildkite, source: TimedSource, handler: Handler, metrics: ControllerMetrics
+) -> None:
+    """A listing of jobs already in flight, then a burst of new ones (newest first, so in front): the
+    next cycle reads from the first page on while pages bring new jobs, not one page and then the old
+    jobs deep in the walk."""
+    in_flight = set(fake.add_jobs(400))
+    target = monitor(source, handler, metrics, depth=3, holds=lambda uuid, _: uuid in in_flight)
+    await target.poll_once()  # the walk is now deep among the jobs in flight
+    assert target.queued == []
+    burst = fake.add_jobs(300)
+    before = len(page_requests(fake))
+    await target.poll_once()
+    assert sorted(target.queued) == sorted(burst)
+    assert page_requests(fake)[before:][0] is None  # from the first page
+    assert len(page_requests(fake)) - before == 3  # within the depth limit
+    in_flight.update(burst)
+    await target.poll_once()  # nothing new in front: one page, then the walk goes on
+    assert page_requests(fake)[before + 3 :][0] is None
+    assert all(cursor is not None for cursor in page_requests(fake)[before + 4 :])
+
+
 async def test_while_the_workers_are_a_page_behind_a_cycle_reads_the_first_page_only(
     fake: FakeBuildkite, source: TimedSource, handler: Handler, metrics: ControllerMetrics
 ) -> None:
@@ -386,12 +408,14 @@ async def test_a_cycle_cut_short_keeps_the_pages_it_read(
     fake: FakeBuildkite, source: TimedSource, handler: Handler, metrics: ControllerMetrics
 ) -> None:
     fake.add_jobs(300)
-    source.later_page_delay = 1.0  # pages after the first of a walk come a second late
-    target = monitor(source, handler, metrics, stale=1.5, holds=lambda uuid, _: uuid in handler.uuids)
+    # pages after the first of a walk come 2 s late; a cycle may last 3 s: page 2 arrives, page 3 is
+    # cut short (a second either way of slack for a loaded machine)
+    source.later_page_delay = 2.0
+    target = monitor(source, handler, metrics, stale=3.0, holds=lambda uuid, _: uuid in handler.uuids)
     async with running(target):
-        await until("every job", lambda: len(set(handler.uuids)) == 300, timeout=15)
+        await until("every job", lambda: len(set(handler.uuids)) == 300, timeout=30)
     cursors = page_requests(fake)
-    # cycle 1: page 1, page 2 a second later, then cut short while page 3 was late; cycle 2: the first
+    # cycle 1: page 1, page 2 later, then cut short while page 3 was late; cycle 2: the first
     # page, then on from page 2's cursor (page 3) instead of starting the walk again
     assert cursors[:3] == [None, cursors[1], cursors[2]]
     assert cursors[3] is None

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from engine.buildkite.graphql import BuildkiteGraphQL
 from engine.buildkite.stacks import StacksAPI
 from engine.controller.job_states import IMAGE_PULL_NOTICE, GraphQLJobs, StacksJobs
 from engine.controller.metrics import ControllerMetrics
@@ -84,20 +85,17 @@ async def test_a_job_the_stacks_api_cannot_cancel_is_told_why_it_will_fail(stack
     assert told == [("u", IMAGE_PULL_NOTICE + 'agent: ImagePullBackOff ("x:1")')]
 
 
-async def test_graphql_states_are_asked_job_by_job_and_a_lost_one_is_unknown() -> None:
-    class Graphql:
-        async def job_state(self, uuid: str) -> str | None:
-            if uuid == "broken":
-                raise RuntimeError("no answer")
-            return None if uuid == "missing" else "RUNNING"
-
-        async def cancel_job(self, job_id: str, client_mutation_id: str) -> None:
-            return None
-
-    jobs = GraphQLJobs(Graphql())
-    assert await jobs.job_states(["a", "missing", "broken"]) == {"a": "RUNNING"}
-    with pytest.raises(RuntimeError):
-        await jobs.job_states(["broken"])
+async def test_graphql_states_are_asked_for_fifty_jobs_a_request(fake: FakeBuildkite) -> None:
+    """A thousand pending pods cost one request per 50 jobs per check, not one per pod."""
+    scheduled = fake.add_jobs(120)
+    cancelled = fake.add_job(state="CANCELED")
+    async with BuildkiteGraphQL(fake.graphql_url, fake.graphql_token) as graphql:
+        jobs = GraphQLJobs(graphql)
+        states = await jobs.job_states([*scheduled, cancelled, "00000000-0000-4000-8000-000000000000"])
+        assert states == {**dict.fromkeys(scheduled, "SCHEDULED"), cancelled: "CANCELED"}
+        assert len(fake.graphql_requests("GetCommandJobStates")) == 3
+        assert await jobs.stop_job(scheduled[0], "pod", "why") == "cancelled"
+    assert fake.job(scheduled[0]).state == "CANCELED"
 
 
 # ---- notifications ---------------------------------------------------------------------------------
