@@ -136,17 +136,27 @@ def test_an_unparseable_job_is_finished_with_the_reason_as_its_detail(
     assert buildkite.agent_requests() == []  # no throw-away agent: the stack finishes its own jobs
 
 
-def test_a_pending_pod_of_a_cancelled_job_is_evicted(
+def test_a_cancelled_job_with_a_pending_pod_loses_its_job_and_pod(
     controllers: Controllers, buildkite: FakeBuildkite
 ) -> None:
-    uuid = buildkite.add_job()
-    controllers.start(mode="stacks", job_cancel_checker_poll_interval="1s")
-    pod = controllers.pod_of(uuid)
-    assert pod["status"].get("phase", "Pending") == "Pending"
-    buildkite.cancel_job(uuid)
-    wait_for("the pod to go", lambda: not controllers.pods(f"buildkite.com/job-uuid={uuid}"))
-    states = [r for r in buildkite.stacks_requests("get-states") if r.body and uuid in r.body["job_uuids"]]
-    assert states, "the cancel checker asked get-states about the job"
+    cancelled, kept = buildkite.add_job(), buildkite.add_job()
+    controller = controllers.start(mode="stacks", job_cancel_checker_poll_interval="1s")
+    controllers.pod_of(cancelled)
+    controllers.pod_of(kept)
+    wait_for("a states check of both", lambda: _asked_together(buildkite, {cancelled, kept}))
+    buildkite.cancel_job(cancelled)
+
+    wait_for("the cancelled job's Kubernetes Job to go", lambda: cancelled not in controllers.jobs_by_uuid())
+    wait_for("its pod to go", lambda: not controllers.pods(f"buildkite.com/job-uuid={cancelled}"))
+    assert kept in controllers.jobs_by_uuid()
+    assert controllers.pods(f"buildkite.com/job-uuid={kept}")
+    deleted = {"delete_reason": "bk_job_cancelled"}
+    assert controller.metric("buildkite_pod_watcher_jobs_deleted_total", **deleted) == 1
+
+
+def _asked_together(buildkite: FakeBuildkite, uuids: set[str]) -> bool:
+    """Whether one get-states request asked about all of ``uuids`` (the pending pods' jobs)."""
+    return any(uuids <= set(r.body["job_uuids"]) for r in buildkite.stacks_requests("get-states") if r.body)
 
 
 def agent_acquires(buildkite: FakeBuildkite, token: str, job_uuid: str) -> int:
