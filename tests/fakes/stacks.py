@@ -1,8 +1,9 @@
 """The fake Buildkite's Stacks API: ``/v3/token`` and ``/v3/stacks/...``, over the fake's own jobs.
 
-Built from ``/work/shared/reference/buildkite-stacks-api.md`` (and the job acquisition token guide),
-it checks what the reference states and models what it leaves open in one stated way, marked
-UNCERTAIN below, so a test can tell which behaviour it relies on:
+Built from what is known of the API (Buildkite's "Stacks API" and "Job acquisition tokens" pages, and
+the wire examples in Buildkite's Go client library ``github.com/buildkite/stacksapi``), it checks what
+those state and models what they leave open in one stated way, marked UNCERTAIN below, so a test can
+tell which behaviour it relies on:
 
 * **requests are validated**: ``Authorization: Token <cluster agent token>`` (anything else is 401),
   ``Content-Type`` and ``Accept: application/json`` on every call, each method and path, path
@@ -48,6 +49,7 @@ import uuid as uuid_module
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -605,8 +607,6 @@ def _rfc3339(moment: datetime) -> str:
 
 
 def _escaped(value: str) -> str:
-    from urllib.parse import quote  # noqa: PLC0415 - the one helper that needs it
-
     return quote(value, safe="").replace(".", "%2E")
 
 
