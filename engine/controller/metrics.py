@@ -269,6 +269,9 @@ class JobWatcherMetrics:
         self.jobs_failed_before_agent_acquire = _counter(
             r, f"{p}_jobs_failed_before_agent_acquire", "Jobs whose pod failed while their job was reserved"
         )
+        self.jobs_deleted_cancelled = _counter(
+            r, f"{p}_jobs_deleted_cancelled", "Podless Jobs deleted because their job was cancelled"
+        )
         self.jobs_failed_on_buildkite = _counter(r, f"{p}_jobs_failed_on_buildkite", "Buildkite jobs failed")
         self.job_fail_on_buildkite_errors = _counter(
             r, f"{p}_job_fail_on_buildkite_errors", "Errors failing Buildkite jobs"

@@ -14,8 +14,8 @@ Who uses what (keep this list true when you change the code):
     * ``patch``: the job watcher and the completions watcher set ``activeDeadlineSeconds`` to stop a
       stalled Job or a pod whose sidecars outlive the agent.
     * ``delete`` (Stacks API mode): the pod watcher deletes the Job of a cancelled job whose pod is
-      pending (evicting the pod alone would let the Job replace it), and a Job whose acquisition token
-      Secret could not be written.
+      pending (evicting the pod alone would let the Job replace it), the job watcher one that never
+      had a pod, and the scheduler a Job whose acquisition token Secret could not be written.
 * core ``pods``
     * ``get``, ``list``, ``watch``: the Pod informer (pod watcher, completions watcher).
     * ``delete``: the pod watcher removes a pod that can never start (image pull failure) or whose

@@ -85,6 +85,10 @@ class JobsAPI(JobDeadlines, Protocol):
 
     async def get_job(self, name: str, namespace: str | None = None) -> JSONObject | None: ...
 
+    async def delete_job(
+        self, name: str, namespace: str | None = None, *, uid: str | None = None
+    ) -> None: ...
+
     async def events_table(self, kind: str, name: str, namespace: str | None = None) -> str: ...
 
 
@@ -109,6 +113,9 @@ class JobWatcherConfig(Protocol):
 
     @property
     def empty_job_grace_period(self) -> float: ...
+
+    @property
+    def job_cancel_checker_poll_interval(self) -> float: ...
 
 
 class PodWatcherConfig(Protocol):

@@ -275,3 +275,44 @@ async def test_without_reservations_a_failed_pod_is_the_agents_to_report() -> No
     s.watcher.on_event(event("modified", job(status=FAILED_WITH_A_POD)))
     await s.watcher.idle()
     assert s.failer.calls == []
+
+
+async def test_a_podless_job_of_a_cancelled_job_is_deleted() -> None:
+    """The pod watcher never sees a Job that has no pod (a quota, an admission webhook that holds it):
+    its job's cancellation is checked here, and the Job deleted."""
+    s = Setup()
+    states = FakeBuildkiteJobs()
+    states.set_state(UUID, "RESERVED", "CANCELED")
+    states.set_state(OTHER_UUID, "RUNNING")
+    s.watcher = JobWatcher(
+        s.kube, s.failer, config(**{"empty-job-grace-period": 3600}), s.metrics, s.clock, reserved_jobs=states
+    )
+    s.watcher.on_event(event("added", job(status=STARTED)))
+    s.watcher.on_event(event("added", job(uuid=OTHER_UUID, status=STARTED)))
+    assert sorted(s.watcher.podless) == sorted([UUID, OTHER_UUID])
+    s.watcher.check_cancelled()
+    await s.watcher.idle()
+    assert s.watcher.podless == [UUID]  # the running one is the agent's business now
+    assert s.kube.deleted_jobs == []
+    s.watcher.check_cancelled()
+    await s.watcher.idle()
+    assert s.kube.deleted_jobs == [(JOB_NAME, NAMESPACE)]
+    assert s.watcher.podless == []
+    assert s.count("jobs_deleted_cancelled_total") == 1
+
+
+async def test_a_job_with_a_pod_is_not_asked_about() -> None:
+    s = Setup()
+    states = FakeBuildkiteJobs()
+    s.watcher = JobWatcher(
+        s.kube,
+        s.failer,
+        config(**{"empty-job-grace-period": GRACE}),
+        s.metrics,
+        s.clock,
+        reserved_jobs=states,
+    )
+    s.watcher.on_event(event("added", job(status={**STARTED, "active": 1})))
+    s.watcher.check_cancelled()
+    await s.watcher.idle()
+    assert states.state_queries == 0
