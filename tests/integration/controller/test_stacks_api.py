@@ -240,3 +240,23 @@ def _secret(controllers: Controllers, name: str) -> dict[str, Any] | None:
         raise
     secret: dict[str, Any] = json.loads(response.data)
     return secret
+
+
+def test_only_jobs_there_is_room_for_are_reserved(controllers: Controllers, buildkite: FakeBuildkite) -> None:
+    """With max-in-flight 2, two jobs are reserved and created; the others stay free for another
+    controller until a Job finishes."""
+    uuids = buildkite.add_jobs(5)
+    controller = controllers.start(mode="stacks", max_in_flight=2)
+    wait_for("two Kubernetes Jobs", lambda: len(controllers.jobs_by_uuid()) == 2)
+    wait_for("a few more polls", lambda: controller.metric("buildkite_monitor_job_queries_total") >= 4)
+    created = set(controllers.jobs_by_uuid())
+    assert {uuid for uuid in uuids if buildkite.job(uuid).reserved_by} == created
+    first = next(iter(created))
+    kubelet.set_pod_succeeded(
+        controllers.core, controllers.namespace, controllers.pod_of(first)["metadata"]["name"]
+    )
+    wait_for("a third Kubernetes Job", lambda: len(controllers.jobs_by_uuid()) == 3)
+    assert (
+        len({uuid for uuid in uuids if buildkite.job(uuid).reserved_by} - set(controllers.jobs_by_uuid()))
+        == 0
+    )
