@@ -117,19 +117,25 @@ def test_a_name_the_stack_does_not_set_stays_unset() -> None:
         assert effective_env(container(attacked, name), "BUILDKITE_HOOKS_PATH") is None
 
 
-@pytest.mark.parametrize(
-    "lookalike",
-    [
-        "buildkite_agent_token",
-        "BUILDKITE_AGENT_TOKEN ",
-        " BUILDKITE_AGENT_TOKEN",
-        "BUILDKITE_AGENT_T\u041eKEN",
-    ],
-)
-def test_lookalike_names_are_other_variables_and_leave_the_real_one_alone(lookalike: str) -> None:
+def test_a_lookalike_name_is_another_variable_and_leaves_the_real_one_alone() -> None:
     clean = decide(job())
-    attacked = decide(job(env=[f"{lookalike}=stolen"]))
+    attacked = decide(job(env=["buildkite_agent_token=stolen"]))
     assert_same_protected_env(attacked, clean)
+
+
+@pytest.mark.parametrize(
+    "lookalike", ["BUILDKITE_AGENT_TOKEN ", " BUILDKITE_AGENT_TOKEN", "BUILDKITE_AGENT_T\u041eKEN"]
+)
+def test_a_lookalike_name_kubernetes_refuses_creates_no_pod(lookalike: str) -> None:
+    """A space or a Cyrillic letter is not in an env var name Kubernetes accepts (as upstream, the job's
+    env goes into the containers as given), so the Job is refused before it is created: no pod, in
+    which the name could have been read as the real one, ever runs."""
+    attacked = decide(job(env=[f"{lookalike}=stolen"]))
+    assert not attacked.admitted
+    assert attacked.denials
+    for denial in attacked.denials:  # one per container the job's env went into
+        assert denial.kind == "invalid"
+        assert "is not a valid environment variable name" in denial.message
 
 
 def test_pipelines_may_still_set_what_upstream_lets_them() -> None:
