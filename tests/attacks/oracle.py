@@ -725,3 +725,65 @@ class _Checks:
 
 def _is_int(value: JSON) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- protected env ---------------------------------------------------------------------------------
+
+
+def protected_env_differences(
+    baseline_pod: Mapping[str, JSON],
+    attacked_pod: Mapping[str, JSON],
+    container_names: tuple[str, ...],
+    always: frozenset[str],
+    derived: frozenset[str],
+) -> list[str]:
+    """How the attack changed what the stack set, container by container (``[]`` = nothing).
+
+    ``always`` are names the stack sets for identity and coordination: wherever the baseline (the same
+    job without the attack) sets one, the attacked pod must resolve it to the same value. ``derived``
+    are names the stack derives from the admin's agent-config: they must resolve exactly as in the
+    baseline, including *not set* where the stack did not set them. Each container is found by name,
+    and a name that no longer identifies exactly one container is itself a difference.
+    """
+    found: list[str] = []
+    for name in container_names:
+        before = containers_named(baseline_pod, name)
+        after = containers_named(attacked_pod, name)
+        if len(before) != 1:
+            raise ValueError(f"the baseline has {len(before)} containers named {name!r}")
+        if len(after) != 1:
+            found.append(f"{len(after)} containers are named {name!r}")
+            continue
+        before_env = effective_env(before[0].container)
+        after_env = effective_env(after[0].container)
+        for variable in sorted(always | derived):
+            expected = before_env.get(variable)
+            if expected is None and variable not in derived:
+                continue
+            actual = after_env.get(variable)
+            if actual != expected:
+                found.append(f"{name}: {variable} is {actual!r}, the stack set {expected!r}")
+    return found
+
+
+# --- integers --------------------------------------------------------------------------------------
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def integers_outside_int64(value: JSON, path: str = "") -> list[str]:
+    """Paths of integers the API server cannot hold (Kubernetes integers are at most 64-bit)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [path or "(root)"] if not INT64_MIN <= value <= INT64_MAX else []
+    if isinstance(value, float):
+        return [path or "(root)"] if math.isinf(value) or math.isnan(value) else []
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += integers_outside_int64(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += integers_outside_int64(item, f"{path}[{index}]")
+    return found

@@ -21,7 +21,9 @@ from tests.attacks.oracle import (
     effective_requests,
     images,
     images_outside,
+    integers_outside_int64,
     manifest_pss_violations,
+    protected_env_differences,
     pss_baseline_violations,
     pss_restricted_violations,
     quantity,
@@ -781,3 +783,35 @@ def test_resources_above_checks_every_kind_and_inverted_limits() -> None:
     assert "requests above limits" in found[1]
     assert "not a quantity" in found[2]
     assert resources_above({"containers": [{"name": "ok"}]}, "memory", Fraction(1)) == []
+
+
+# --- protected env and integers --------------------------------------------------------------------
+
+
+def _pod_with(agent_env: list[dict[str, Any]], *extra: dict[str, Any]) -> Spec:
+    return {"containers": [{"name": "agent", "env": agent_env}, *extra]}
+
+
+def test_protected_env_differences_compare_with_the_baseline() -> None:
+    stack = [{"name": "TOKEN", "value": "t"}, {"name": "DERIVED", "value": "d"}]
+    baseline = _pod_with(stack)
+    always, derived = frozenset({"TOKEN", "UNSET_ALWAYS"}), frozenset({"DERIVED", "UNSET_DERIVED"})
+
+    def differences(attacked: Spec) -> list[str]:
+        return protected_env_differences(baseline, attacked, ("agent",), always, derived)
+
+    assert differences(_pod_with([*stack, {"name": "OTHER", "value": "x"}])) == []
+    assert differences(_pod_with([*stack, {"name": "UNSET_ALWAYS", "value": "x"}])) == []
+    assert differences(_pod_with([*stack, {"name": "TOKEN", "value": "evil"}])) == [
+        "agent: TOKEN is {'value': 'evil'}, the stack set {'value': 't'}"
+    ]
+    assert len(differences(_pod_with([*stack, {"name": "UNSET_DERIVED", "value": "x"}]))) == 1
+    assert len(differences(_pod_with(stack[:1]))) == 1
+    assert differences(_pod_with(stack, {"name": "agent"})) == ["2 containers are named 'agent'"]
+    assert differences({"containers": []}) == ["0 containers are named 'agent'"]
+
+
+def test_integers_outside_int64() -> None:
+    document = {"a": [1, 2**63 - 1, -(2**63)], "b": {"c": 2**63, "d": -(2**63) - 1}, "e": True, "f": 1e308}
+    assert integers_outside_int64(document) == ["b.c", "b.d"]
+    assert integers_outside_int64([float("inf")]) == ["[0]"]
