@@ -190,6 +190,18 @@ def run(
         pytest.fail(f"evaluate raised {type(exc).__name__}: {exc}"[:2000])
 
 
+def require_admitted(decision: Decision) -> None:
+    """Fail unless admitted, naming the denials (without rendering the whole decision)."""
+    if not decision.admitted:
+        pytest.fail("denied: " + "; ".join(d.render() for d in decision.denials)[:2000])
+
+
+def require_denied(decision: Decision, detail: str = "") -> None:
+    """Fail if admitted; ``detail`` says what the admitted pod got wrong."""
+    if decision.admitted:
+        pytest.fail(("admitted: " + detail if detail else "admitted")[:2000])
+
+
 def pod(decision: Decision) -> dict[str, Any]:
     return pod_spec_of(decision.manifest)
 

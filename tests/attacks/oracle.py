@@ -179,17 +179,18 @@ def effective_env(container: Mapping[str, JSON]) -> dict[str, JSON]:
     """The value each explicitly named variable ends up with, as Kubernetes resolves it.
 
     Later ``env`` entries with the same name win, and any ``env`` entry beats ``envFrom``. The value is
-    ``{"value": text}`` or ``{"valueFrom": source}``; an entry with neither is the empty string. Names a
+    the winning entry without its name: ``{"value": text}`` or ``{"valueFrom": source}`` (an entry with
+    neither is the empty string; one with both, which the API refuses, is returned with both). Names a
     container can only get from ``envFrom`` are not listed: their values live in a ConfigMap or Secret.
     """
     resolved: dict[str, JSON] = {}
     for entry in _list(clean(dict(container)).get("env")):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             continue
-        if "valueFrom" in entry:
-            resolved[entry["name"]] = {"valueFrom": entry["valueFrom"]}
-        else:
-            resolved[entry["name"]] = {"value": entry.get("value", "")}
+        value = {k: v for k, v in entry.items() if k != "name"}
+        if "valueFrom" in value and value.get("value", "") == "":
+            value.pop("value", None)
+        resolved[entry["name"]] = value or {"value": ""}
     return resolved
 
 

@@ -13,7 +13,17 @@ from typing import Any
 
 import pytest
 
-from tests.attacks.harness import AGENT_TOKEN_SECRET, ALLOWED_IMAGE, Job, pod, policies, run, step_container
+from tests.attacks.harness import (
+    AGENT_TOKEN_SECRET,
+    ALLOWED_IMAGE,
+    Job,
+    pod,
+    policies,
+    require_admitted,
+    require_denied,
+    run,
+    step_container,
+)
 from tests.attacks.oracle import references_to, service_account
 from tests.attacks.secret_routes import secret_routes
 
@@ -32,7 +42,7 @@ def assert_denied(plugin: dict[str, Any]) -> None:
     found = [
         (r.name, r.where) for s in (*CONTROLLER_SECRETS, AGENT_TOKEN_SECRET) for r in references_to(spec, s)
     ]
-    assert not decision.admitted, f"admitted as {service_account(spec)!r} with references {found}"
+    require_denied(decision, f"admitted as {service_account(spec)!r} with references {found}")
 
 
 @pytest.mark.parametrize(
@@ -176,10 +186,13 @@ def test_the_agent_token_secret_is_reachable_only_through_its_token_key(plugin: 
 )
 def test_ordinary_jobs_are_admitted(plugin: dict[str, Any] | None) -> None:
     decision = run(policies(), Job(plugin=plugin), CONFIG)
-    assert decision.admitted, [d.render() for d in decision.denials]
-    assert service_account(pod(decision)) != SERVICE_ACCOUNT
+    require_admitted(decision)
+    spec = pod(decision)
+    account = service_account(spec)
+    assert account != SERVICE_ACCOUNT
     for secret in CONTROLLER_SECRETS:
-        assert references_to(pod(decision), secret) == []
-    token_refs = references_to(pod(decision), AGENT_TOKEN_SECRET)
+        found = references_to(spec, secret)
+        assert found == []
+    token_refs = references_to(spec, AGENT_TOKEN_SECRET)
     assert token_refs, "the stack's own containers reference the agent token"
     assert all(r.keys == frozenset({"BUILDKITE_AGENT_TOKEN"}) for r in token_refs)

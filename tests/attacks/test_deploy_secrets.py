@@ -13,7 +13,17 @@ from typing import Any
 import pytest
 
 from engine.core.compiler import PolicySet
-from tests.attacks.harness import DEFAULT_FACTS, PAYMENTS_MAIN, Facts, Job, example, pod, policies, run
+from tests.attacks.harness import (
+    DEFAULT_FACTS,
+    PAYMENTS_MAIN,
+    Facts,
+    Job,
+    example,
+    pod,
+    policies,
+    require_admitted,
+    run,
+)
 from tests.attacks.oracle import references_to
 from tests.attacks.secret_routes import secret_routes
 
@@ -85,5 +95,6 @@ def test_naming_the_secret_directly_does_not_earn_it(plugin: dict[str, Any]) -> 
 )
 def test_the_payments_pipeline_on_main_gets_the_secret(job: Job) -> None:
     decision = run(deploy_secrets(), job)
-    assert decision.admitted, [d.render() for d in decision.denials]
-    assert references_to(pod(decision), SECRET) != []
+    require_admitted(decision)
+    actual = references_to(pod(decision), SECRET)
+    assert actual != []

@@ -676,6 +676,14 @@ def test_effective_env_a_later_value_from_replaces_a_value() -> None:
     assert effective_env({}) == {}
 
 
+def test_effective_env_keeps_an_entry_with_both_value_and_value_from() -> None:
+    source = {"secretKeyRef": {"name": "s", "key": "k"}}
+    both_set = {"env": [{"name": "T", "value": "x", "valueFrom": source}]}
+    assert effective_env(both_set) == {"T": {"value": "x", "valueFrom": source}}
+    empty_value = {"env": [{"name": "T", "value": "", "valueFrom": source}]}
+    assert effective_env(empty_value) == {"T": {"valueFrom": source}}
+
+
 # --- secrets ---------------------------------------------------------------------------------------
 
 

@@ -14,7 +14,17 @@ import pytest
 
 from engine.core.compiler import PolicySet
 from tests.attacks import placement
-from tests.attacks.harness import ALLOWED_IMAGE, PLUGIN_KEY, Job, example, pod, policies, run, step_container
+from tests.attacks.harness import (
+    ALLOWED_IMAGE,
+    PLUGIN_KEY,
+    Job,
+    example,
+    pod,
+    policies,
+    require_admitted,
+    run,
+    step_container,
+)
 from tests.attacks.oracle import manifest_pss_violations
 
 BASELINE = "40-pod-security-baseline.yaml"
@@ -90,6 +100,8 @@ def container_attacks() -> list[Any]:
         ("selinux-user", "podSpecPatch-agent", {"securityContext": {"seLinuxOptions": {"user": "system_u"}}}),
         ("hostProcess", "sidecar", {"securityContext": {"windowsOptions": {"hostProcess": True}}}),
         ("privileged-as-string", "podSpec", {"securityContext": {"privileged": "true"}}),
+        ("hostPort-negative", "podSpec", {"ports": [{"containerPort": 80, "hostPort": -1}]}),
+        ("hostPort-as-string", "sidecar", {"ports": [{"containerPort": 80, "hostPort": "80"}]}),
     ]
     for name, route_name, fields in single:
         cases.append((f"{name}-via-{route_name}", placement.ROUTES[route_name](fields)))
@@ -387,8 +399,9 @@ RESTRICTED_CONTAINER = {
 )
 def test_ordinary_jobs_are_admitted_and_compliant(level: str, job: Job) -> None:
     decision = run(profile(level), job)
-    assert decision.admitted, [d.render() for d in decision.denials]
-    assert manifest_pss_violations(decision.manifest, level) == []
+    require_admitted(decision)
+    actual = manifest_pss_violations(decision.manifest, level)
+    assert actual == []
 
 
 @pytest.mark.parametrize(
@@ -404,6 +417,8 @@ def test_ordinary_jobs_are_admitted_and_compliant(level: str, job: Job) -> None:
 )
 def test_baseline_admits_what_baseline_allows(fields: dict[str, Any]) -> None:
     decision = run(profile("baseline"), Job(plugin=placement.in_step(fields)))
-    assert decision.admitted, [d.render() for d in decision.denials]
-    assert manifest_pss_violations(decision.manifest, "baseline") == []
-    assert pod(decision)["containers"][0]["image"] == ALLOWED_IMAGE
+    require_admitted(decision)
+    actual = manifest_pss_violations(decision.manifest, "baseline")
+    assert actual == []
+    actual = pod(decision)["containers"][0]["image"]
+    assert actual == ALLOWED_IMAGE
