@@ -38,7 +38,6 @@ UUID = "0193a0a7-7ac4-4000-8000-00000000a77a"
 ALLOWED_IMAGE = "registry.example.com/ci/app:1"
 EVIL_IMAGE = "docker.io/attacker/miner:latest"
 AGENT_TOKEN_SECRET = "buildkite-agent-token"
-SYSTEM_CONTAINERS = ("agent", "checkout")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,11 +177,22 @@ def run(
     policy_set: PolicySet, job: Job | Mapping[str, Any], config: Mapping[str, Any] | None = None
 ) -> Decision:
     """Evaluate one job through the public door; an exception is a failed attempt, not a crash."""
+    decision = run_or_refuse(policy_set, job, config)
+    if decision is None:
+        pytest.fail("the job was refused as input, not evaluated")
+    return decision
+
+
+def run_or_refuse(
+    policy_set: PolicySet, job: Job | Mapping[str, Any], config: Mapping[str, Any] | None = None
+) -> Decision | None:
+    """Like :func:`run`, but ``None`` when ``parse_job`` refuses the node as not a job at all (a safe
+    answer for a node Buildkite would never send, such as one without its trusted fields)."""
     node = job.node() if isinstance(job, Job) else dict(job)
     try:
         parsed = parse_job(node)
-    except JobInputError as exc:
-        pytest.fail(f"the job was refused as input, not evaluated: {exc}"[:2000])
+    except JobInputError:
+        return None
     view = config_view(config)
     try:
         return evaluate(policy_set, parsed, view)
@@ -213,15 +223,6 @@ def only_container(decision: Decision, name: str) -> dict[str, Any]:
     return found[0].container
 
 
-def kubernetes_plugin(**fields: Any) -> dict[str, Any]:
-    """A plugin config; a convenience so cases read as the pipeline YAML would."""
-    return dict(fields)
-
-
 def step_container(**fields: Any) -> dict[str, Any]:
     """A podSpec container on an allowed image (callers override ``image`` to attack the registry)."""
     return {"name": "app", "image": ALLOWED_IMAGE, **fields}
-
-
-def pod_spec(*containers: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    return {"containers": list(containers) or [step_container()], **fields}

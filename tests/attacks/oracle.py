@@ -137,16 +137,6 @@ def containers_named(pod_spec: Mapping[str, JSON], name: str) -> list[ContainerR
     return [ref for ref in all_containers(pod_spec) if ref.container.get("name") == name]
 
 
-def duplicate_container_names(pod_spec: Mapping[str, JSON]) -> list[str]:
-    """Names used by more than one container across all kinds (the API requires them unique)."""
-    seen: dict[str, int] = {}
-    for ref in all_containers(pod_spec):
-        name = ref.container.get("name")
-        if isinstance(name, str):
-            seen[name] = seen.get(name, 0) + 1
-    return sorted(name for name, count in seen.items() if count > 1)
-
-
 # --- images ----------------------------------------------------------------------------------------
 
 
@@ -192,11 +182,6 @@ def effective_env(container: Mapping[str, JSON]) -> dict[str, JSON]:
             value.pop("value", None)
         resolved[entry["name"]] = value or {"value": ""}
     return resolved
-
-
-def env_value(container: Mapping[str, JSON], name: str) -> JSON:
-    """``effective_env(container).get(name)``: the resolved entry, or ``None`` when not set by env."""
-    return effective_env(container).get(name)
 
 
 # --- secrets ---------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from tests.attacks.harness import (
     policies,
     require_admitted,
     run,
+    run_or_refuse,
 )
 from tests.attacks.oracle import references_to
 from tests.attacks.secret_routes import secret_routes
@@ -37,8 +38,8 @@ def deploy_secrets() -> PolicySet:
 
 
 def assert_no_reference(job: Job) -> None:
-    decision = run(deploy_secrets(), job)
-    if decision.admitted:
+    decision = run_or_refuse(deploy_secrets(), job)
+    if decision is not None and decision.admitted:
         found = references_to(pod(decision), SECRET)
         assert found == [], f"admitted with references to {SECRET}: {[r.where for r in found]}"
 

@@ -16,7 +16,6 @@ from tests.attacks.oracle import (
     PolicyVersion,
     QuantityError,
     SecretReference,
-    duplicate_container_names,
     effective_env,
     effective_requests,
     images,
@@ -731,12 +730,6 @@ def test_service_account_honours_the_deprecated_alias() -> None:
     assert service_account({"serviceAccount": "ctl"}) == "ctl"
     assert service_account({"serviceAccountName": "ci", "serviceAccount": "ctl"}) == "ci"
     assert service_account({"serviceAccountName": "", "serviceAccount": "ctl"}) == "ctl"
-
-
-def test_duplicate_container_names_span_every_kind() -> None:
-    spec = {"initContainers": [{"name": "agent"}], "containers": [{"name": "agent"}, {"name": "x"}]}
-    assert duplicate_container_names(spec) == ["agent"]
-    assert duplicate_container_names({"containers": [{"name": "a"}, {"name": "b"}]}) == []
 
 
 # --- resources -------------------------------------------------------------------------------------
