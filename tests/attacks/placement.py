@@ -173,12 +173,15 @@ ROUTES: dict[str, Route] = {
     "sidecar-named-agent": sidecar_named("agent"),
     "sidecar-named-Cyrillic-agent": sidecar_named("\u0430gent"),
     "podSpec-named-checkout": step_named("checkout"),
+    "podSpec-named-copy-agent": step_named("copy-agent"),
+    "sidecar-named-imagepullcheck-0": sidecar_named("imagepullcheck-0"),
     "podSpecPatch-Agent-capitalised": patching("Agent"),
     "podSpecPatch-agent-trailing-space": patching("agent "),
     "podSpecPatch-agent-zero-width": patching("agent\u200b"),
     "podSpecPatch-retainKeys": patch_with_directive(
         {"$retainKeys": ["name", "image", "securityContext", "ports"]}
     ),
+    "podSpecPatch-$patch-merge": patch_with_directive({"$patch": "merge"}),
     "podSpecPatch-setElementOrder": patch_set_element_order,
     "podSpecPatch-replace-pod": patch_replace_whole_pod,
     "podSpecPatch-replace-container-list": patch_replace_container_list,

@@ -113,6 +113,16 @@ def test_the_authors_metadata_cannot_set_system_labels(labels: dict[str, str]) -
         assert tag_labels == {TAG_PREFIX + "queue": "kubernetes"}
 
 
+def test_a_pod_spec_patch_cannot_reach_the_metadata() -> None:
+    patch = {"metadata": {"labels": {"buildkite.com/job-uuid": "0193a0a7-7ac4-4000-8000-0000000000ff"}}}
+    decision = run(policies(), Job(plugin={"podSpecPatch": patch}))
+    if not decision.admitted:
+        return
+    for metadata in metadata_views(decision.manifest):
+        found = metadata.get("labels", {}).get("buildkite.com/job-uuid")
+        assert found == UUID
+
+
 @pytest.mark.parametrize(
     "annotations",
     [
