@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from engine.core.finish import ADDITIONAL_HOOKS_ENV, WARNINGS_HOOKS_DIR
 from engine.model.decision import Decision
 from tests.unit.guardrails import (
     ROOT,
@@ -50,16 +51,24 @@ AGENT_CONFIG = {
 
 
 def effective(decision: Decision) -> dict[tuple[str, str], Any]:
+    """Each protected name's value, but the one the finishing step sets for the job-log warnings
+    hook, which a job with warnings (an ignored attempt is one) has and the clean job has not."""
     return {
         (name, variable): effective_env(container(decision, name), variable)
         for name in STACK_CONTAINERS
         for variable in PROTECTED
+        if variable != ADDITIONAL_HOOKS_ENV
     }
 
 
 def assert_same_protected_env(attacked: Decision, clean: Decision) -> None:
     assert attacked.admitted, attacked.denials
     assert effective(attacked) == effective(clean)
+    hooks = {
+        name: effective_env(container(attacked, name), ADDITIONAL_HOOKS_ENV) for name in STACK_CONTAINERS
+    }
+    first = "checkout" if attacked.warnings else None
+    assert hooks == {name: WARNINGS_HOOKS_DIR if name == first else None for name in STACK_CONTAINERS}
 
 
 def test_the_list_is_stated_once_and_covers_what_the_stack_sets() -> None:
