@@ -11,8 +11,8 @@ checked here, in two passes over the manifest:
   int-or-string and an RFC 3339 time as the API decodes them), every required field present;
 * **the rules the API server's validation applies to a new Job** that policies can break: object,
   container, volume, port and env var names; label and annotation syntax; a Job's restart policy;
-  at least one container, each with an image; unique names; mounts of existing volumes; at most
-  one source per volume; pull policies.
+  at least one container, each with an image; no ephemeral containers (never allowed in a pod
+  template); unique names; mounts of existing volumes; at most one source per volume; pull policies.
 
 Each problem is a :class:`Violation` with the exact path, so the caller can name the policy and rule
 that last wrote it. The checks are compiled once per version into small checker objects (the walk
@@ -53,6 +53,10 @@ _PORT_NAME_MAX = 15
 _RESTART_POLICIES = ("Never", "OnFailure")
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _PROTOCOLS = ("TCP", "UDP", "SCTP")
+_EPHEMERAL_IN_TEMPLATE = (
+    "ephemeral containers are not allowed in a pod template (the API server refuses them, or drops them"
+    " unseen where the EphemeralContainers feature is off, as in v1.20)"
+)
 _TEMPLATE: Path = ("spec", "template")
 _POD: Path = ("spec", "template", "spec")
 
@@ -362,6 +366,8 @@ def _check_pod(pod: dict[str, JSON], found: list[Violation]) -> None:
     containers = pod.get("containers")
     if not containers:
         found.append(Violation((*_POD, "containers"), "a pod needs at least one container"))
+    if pod.get("ephemeralContainers"):
+        found.append(Violation((*_POD, "ephemeralContainers"), _EPHEMERAL_IN_TEMPLATE))
     seen: set[str] = set()
     for key in ("initContainers", "containers"):
         for index, container in _named(pod.get(key)):

@@ -98,6 +98,23 @@ def test_controller_secrets_are_refused(plugin: dict[str, Any]) -> None:
     assert_denied(plugin)
 
 
+REKEYED = {
+    "podSpecPatch": {
+        "containers": [
+            {
+                "name": "agent",
+                "env": [
+                    {
+                        "name": "BUILDKITE_AGENT_TOKEN",
+                        "valueFrom": {"secretKeyRef": {"name": AGENT_TOKEN_SECRET, "key": "BUILDKITE_TOKEN"}},
+                    }
+                ],
+            }
+        ]
+    }
+}
+
+
 def agent_token_attacks() -> list[Any]:
     """Routes that expose keys of the agent-token Secret other than ``BUILDKITE_AGENT_TOKEN``."""
     other_key = secret_routes(AGENT_TOKEN_SECRET, key="BUILDKITE_TOKEN")
@@ -119,24 +136,6 @@ def agent_token_attacks() -> list[Any]:
         "podSpec-imagePullSecrets",
     ]
     cases = [pytest.param(other_key[name], id=f"agent-token-secret-via-{name}") for name in chosen]
-    rekeyed = {
-        "podSpecPatch": {
-            "containers": [
-                {
-                    "name": "agent",
-                    "env": [
-                        {
-                            "name": "BUILDKITE_AGENT_TOKEN",
-                            "valueFrom": {
-                                "secretKeyRef": {"name": AGENT_TOKEN_SECRET, "key": "BUILDKITE_TOKEN"}
-                            },
-                        }
-                    ],
-                }
-            ]
-        }
-    }
-    cases.append(pytest.param(rekeyed, id="agent-token-env-rekeyed-by-podSpecPatch"))
     items_other_key = {
         "podSpec": {
             "containers": [step_container()],
@@ -161,6 +160,19 @@ def agent_token_attacks() -> list[Any]:
 @pytest.mark.parametrize("plugin", agent_token_attacks())
 def test_the_agent_token_secret_is_reachable_only_through_its_token_key(plugin: dict[str, Any]) -> None:
     assert_denied(plugin)
+
+
+def test_rekeying_the_agents_token_variable_by_patch_is_undone() -> None:
+    """Correction: this attempt was first in the list above, as a denial. A patch of a protected
+    variable (BUILDKITE_AGENT_TOKEN in the agent container) is neutralised instead: the stack's entry
+    is put back, with a warning. Either answer keeps the Secret out of reach; what must hold is that
+    the admitted pod reads no other key of it."""
+    decision = run(policies(), Job(plugin=REKEYED), CONFIG)
+    require_admitted(decision)
+    found = references_to(pod(decision), AGENT_TOKEN_SECRET)
+    assert found
+    assert all(r.keys == frozenset({"BUILDKITE_AGENT_TOKEN"}) for r in found), found
+    assert any("BUILDKITE_AGENT_TOKEN" in w.message for w in decision.warnings)
 
 
 @pytest.mark.parametrize(

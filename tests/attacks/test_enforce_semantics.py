@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from engine.core.compiler import PolicyError, PolicySet
+from engine.model.decision import Decision
 from engine.policy.loader import load_policies
 from tests.attacks.harness import (
     ALLOWED_IMAGE,
@@ -114,9 +115,19 @@ REACH_PLUGIN: dict[str, Any] = {
 )
 def test_an_enforce_target_reaches_every_container_the_author_controls(name: str) -> None:
     decision = run(reach_policies(), Job(plugin=REACH_PLUGIN))
-    require_admitted(decision)
+    require_admitted_but_for_ephemeral_containers(decision)
     actual = only_container(decision, name).get("terminationMessagePolicy")
     assert actual == "FallbackToLogsOnError"
+
+
+def require_admitted_but_for_ephemeral_containers(decision: Decision) -> None:
+    """Correction: a pod template with ephemeral containers is refused by the Kubernetes check (the
+    API refuses them in a template, and a v1.20 server drops them unseen), so a job that has them is
+    denied ``invalid`` after the enforce phase ran. That denial is a denial; the reach is judged on
+    the Job the enforce phase left, and nothing else may have denied it."""
+    ephemeral = "spec.template.spec.ephemeralContainers"
+    if any(not (d.kind == "invalid" and ephemeral in d.message) for d in decision.denials):
+        require_admitted(decision)
 
 
 # --- nothing after enforce -------------------------------------------------------------------------
@@ -133,10 +144,26 @@ CONTAINER_FIELDS = frozenset(
 """Kubernetes' Container fields: keys outside this set are bookkeeping that never leaves the engine."""
 
 
+RECORD_ANNOTATIONS = {
+    ("metadata",): "policy.agent-stack.dev/changed-by",
+    ("spec", "template", "metadata"): "policy.agent-stack.dev/job-log-warnings",
+}
+"""The stack's record of the evaluation, which cannot exist before the evaluation ends: which policies
+changed the Job, and the text of the warnings the job gets in its log (both keys are the stack's; a
+step's metadata cannot set them). Correction: the catalogue first compared them too, but the
+requirement is about the pod an enforce rule judges, and everything else, the hook's volume, mount
+and variable included, must be (and is) in place before the enforce phase."""
+
+
 def without_bookkeeping(manifest: dict[str, Any]) -> dict[str, Any]:
     spec = manifest.get("spec", {}).get("template", {}).get("spec", {})
     for kind in ("containers", "initContainers", "ephemeralContainers"):
         spec[kind] = [{k: v for k, v in c.items() if k in CONTAINER_FIELDS} for c in spec.get(kind, [])]
+    for where, key in RECORD_ANNOTATIONS.items():
+        metadata: Any = manifest
+        for segment in where:
+            metadata = metadata.get(segment, {})
+        metadata.get("annotations", {}).pop(key, None)
     return manifest
 
 
@@ -158,7 +185,7 @@ def test_nothing_after_the_enforce_phase_changes_the_job() -> None:
         env=("BUILDKITE_AGENT_TOKEN=attacker", "BUILDKITE_AGENT_ENDPOINT=https://attacker.example"),
     )
     decision = run(policy_set, job, {"agent-config": {"endpoint": "https://agent.example.com/v3"}})
-    require_admitted(decision)
+    require_admitted_but_for_ephemeral_containers(decision)
     snapshots = [w.message for w in decision.warnings if w.policy == "attack-snapshot-after-enforce"]
     assert len(snapshots) == 1
     seen_last = without_bookkeeping(json.loads(snapshots[0]))

@@ -147,11 +147,27 @@ RE2_CASES = [
 ]
 
 
+RE2_SYNTAX = {
+    "arabic-indic-digits": False,
+    "fullwidth-digit": False,
+    "no-break-space": False,
+    "word-with-diaeresis": False,
+}
+"""Correction: where the ``cel`` library is not RE2, RE2's own syntax reference decides. CEL defines
+``matches`` by RE2, whose Perl classes are ASCII (``\\d`` is ``[0-9]``, ``\\s`` is ``[\\t\\n\\f\\r ]``,
+``\\w`` is ``[0-9A-Za-z_]``), as in Kubernetes' CEL (cel-go); the library's engine (Rust's ``regex``)
+makes them Unicode classes. The issue asks for RE2 semantics on both evaluation paths, so these four
+expect RE2's answer; every other case is one where the library and RE2 agree."""
+
+
 @pytest.mark.parametrize(("pattern", "subject"), [pytest.param(p, s, id=i) for p, s, i in RE2_CASES])
 def test_matches_agrees_with_the_cel_library(pattern: str, subject: str, tmp_path: Path) -> None:
     expression = f'job.env.SUBJECT.matches({cel_literal(pattern)}) ? "match" : "no-match"'
     policy_set = policies(policy_file(tmp_path, "attack-re2", expression))
-    reference = cel.evaluate("s.matches(p)", {"s": subject, "p": pattern})
+    case = next(i for p, s, i in RE2_CASES if (p, s) == (pattern, subject))
+    reference = (
+        RE2_SYNTAX[case] if case in RE2_SYNTAX else cel.evaluate("s.matches(p)", {"s": subject, "p": pattern})
+    )
     decision = run(policy_set, Job(env=(f"SUBJECT={subject}",)))
     require_admitted(decision)
     actual = recorded(decision)

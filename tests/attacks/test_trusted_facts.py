@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -127,6 +128,11 @@ def test_each_root_reads_buildkites_field(root: str) -> None:
 )
 def test_env_tricks_do_not_change_the_slug(entries: tuple[str, ...]) -> None:
     decision = evaluate(Job(env=entries))
+    if not decision.admitted:
+        # Correction: a name with a space is not one Kubernetes accepts, so the Job is refused
+        # (``invalid``, after the policies ran): a denial. What the policies read is still checked.
+        assert all(d.kind == "invalid" and "environment variable name" in d.message for d in decision.denials)
+        decision = replace(decision, admitted=True, denials=())
     actual = recorded(decision, "pipeline.slug")
     assert actual in ROOTS["pipeline.slug"][1](DEFAULT_FACTS)
 

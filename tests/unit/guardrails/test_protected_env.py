@@ -337,3 +337,71 @@ def test_through_engine_test(tmp_path: Path) -> None:
     assert "stolen" not in stdout
     assert "someone-else" not in stdout
     assert stderr.startswith("warning: shared-env-and-mounts/protected-job-env: the job's env may not set ")
+
+
+VOLUMES_CONFIG = {
+    "agent-config": {
+        "hooksVolume": {"name": "agent-hooks", "configMap": {"name": "admin-hooks"}},
+        "verificationJWKSVolume": {"name": "verify-keys", "secret": {"secretName": "admin-jwks"}},
+    }
+}
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"volumes": [{"name": "verify-keys", "secret": {"secretName": "my-own-jwks"}}]},
+        {"volumes": [{"name": "agent-hooks", "configMap": {"name": "my-hooks"}}]},
+        {
+            "containers": [
+                {
+                    "name": "container-0",
+                    "volumeMounts": [{"mountPath": "/buildkite/hooks", "name": "workspace"}],
+                }
+            ]
+        },
+        {
+            "containers": [
+                {
+                    "name": "agent",
+                    "volumeMounts": [{"mountPath": "/buildkite/verification-jwks", "$patch": "delete"}],
+                }
+            ]
+        },
+        {
+            "containers": [
+                {
+                    "name": "checkout",
+                    "volumeMounts": [{"$patch": "replace"}, {"name": "workspace", "mountPath": "/workspace"}],
+                }
+            ]
+        },
+    ],
+    ids=[
+        "verification-key-swapped",
+        "hooks-swapped",
+        "hooks-path-on-workspace",
+        "key-unmounted",
+        "mounts-replaced",
+    ],
+)
+def test_what_the_agent_config_variables_point_at_cannot_be_swapped(patch: dict[str, Any]) -> None:
+    """BUILDKITE_AGENT_VERIFICATION_JWKS_FILE keeps its value; a key of the author's own behind it
+    would verify the author's signature all the same."""
+    decision = decide(job(plugin={"podSpecPatch": patch}), config=VOLUMES_CONFIG)
+    assert not decision.admitted
+    assert [(d.policy, d.rule) for d in decision.denials] == [
+        ("step-pod-spec-patch", "agent-config-volumes-kept")
+    ]
+    assert "may not change the volumes the controller's agent-config adds (agent-hooks, verify-keys)" in (
+        decision.denials[0].message
+    )
+
+
+def test_a_patch_beside_the_agent_config_volumes_is_fine() -> None:
+    patch = {
+        "volumes": [{"name": "cache", "emptyDir": {}}],
+        "containers": [{"name": "container-0", "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}],
+    }
+    decision = decide(job(plugin={"podSpecPatch": patch}), config=VOLUMES_CONFIG)
+    assert decision.admitted, decision.denials
