@@ -51,8 +51,16 @@ def locks_for(before: JSON, after: JSON, changes: Sequence[tuple[Change, Path]],
         if change.op == "remove":
             locks.append(Lock(stable_path(before, path), ABSENT, owner))
             continue
-        for leaf in _leaves(path, change.new):
-            locks.append(Lock(stable_path(after, leaf), read(after, stable_path(after, leaf)), owner))
+        # below ``path`` a leaf is reached through map keys only, which a stable path keeps as they
+        # are: the stable path and the value (by index, the same element) are found once, then each
+        # leaf's keys are followed
+        base = stable_path(after, path)
+        node = _at(after, path)
+        for leaf in _leaves((), change.new):
+            value = node
+            for key in leaf:
+                value = value.get(key, ABSENT) if isinstance(value, dict) else ABSENT
+            locks.append(Lock((*base, *leaf), value, owner))
     return locks
 
 
@@ -111,6 +119,20 @@ def read(document: JSON, path: Sequence[StableSegment]) -> JSON | _Absent:
             if not isinstance(current, dict) or segment not in current:
                 return ABSENT
             current = current[segment]
+    return current
+
+
+def _at(document: JSON, path: Path) -> JSON | _Absent:
+    current: JSON | _Absent = document
+    for segment in path:
+        if isinstance(segment, int):
+            if not isinstance(current, list) or not 0 <= segment < len(current):
+                return ABSENT
+            current = current[segment]
+        elif isinstance(current, dict) and segment in current:
+            current = current[segment]
+        else:
+            return ABSENT
     return current
 
 
