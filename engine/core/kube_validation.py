@@ -27,6 +27,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from engine.model.jsonvalue import JSON, Path, PathSegment
 from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION, KUBERNETES_VERSIONS, TABLES
@@ -75,26 +76,31 @@ def validate_job(manifest: JSON, version: str = DEFAULT_KUBERNETES_VERSION) -> l
     found: list[Violation] = []
     if not isinstance(manifest, dict):
         return [Violation((), f"a Job must be an object, got {describe_value(manifest)}")]
-    checker.check(manifest, (), None, found)
+    checker.check(manifest, None, found)
     _check_job_rules(manifest, found)
     return found
 
 
 # --- structure ------------------------------------------------------------------------------------
 
+_Crumb: TypeAlias = "tuple[_Crumb, PathSegment] | None"
+"""Where a value is: ``None`` for the Job itself, else (where its parent is, its key or index). The
+walk extends a crumb by one pair per level instead of copying the whole path for every object; the
+path is spelt out only for a violation."""
+
 
 class _Checker:
     __slots__ = ()
 
-    def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
-        """Check ``value``, found at ``parent`` + ``key`` (``key`` is None at the root)."""
+    def check(self, value: JSON, where: _Crumb, found: list[Violation]) -> None:
+        """Check ``value``, found at ``where`` (see :data:`_Crumb`)."""
         raise NotImplementedError
 
 
 class _Any(_Checker):
     __slots__ = ()
 
-    def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
+    def check(self, value: JSON, where: _Crumb, found: list[Violation]) -> None:
         return
 
 
@@ -105,11 +111,9 @@ class _Scalar(_Checker):
         self.expected = expected
         self.accepts = accepts
 
-    def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
+    def check(self, value: JSON, where: _Crumb, found: list[Violation]) -> None:
         if value is not None and not self.accepts(value):
-            found.append(
-                Violation(_at(parent, key), f"expected {self.expected}, got {describe_value(value)}")
-            )
+            found.append(Violation(_path(where), f"expected {self.expected}, got {describe_value(value)}"))
 
 
 def _is_int(value: JSON) -> bool:
@@ -158,19 +162,18 @@ class _List(_Checker):
     def __init__(self, item: _Checker) -> None:
         self.item = item
 
-    def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
+    def check(self, value: JSON, where: _Crumb, found: list[Violation]) -> None:
         if value is None:
             return
-        path = _at(parent, key)
         if not isinstance(value, list):
-            found.append(Violation(path, f"expected a list, got {describe_value(value)}"))
+            found.append(Violation(_path(where), f"expected a list, got {describe_value(value)}"))
             return
         item = self.item
         for index, element in enumerate(value):
             if element is None:
-                found.append(Violation((*path, index), "a list item may not be null"))
+                found.append(Violation(_path((where, index)), "a list item may not be null"))
             else:
-                item.check(element, path, index, found)
+                item.check(element, (where, index), found)
 
 
 class _Map(_Checker):
@@ -179,16 +182,15 @@ class _Map(_Checker):
     def __init__(self, item: _Checker) -> None:
         self.item = item
 
-    def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
+    def check(self, value: JSON, where: _Crumb, found: list[Violation]) -> None:
         if value is None:
             return
-        path = _at(parent, key)
         if not isinstance(value, dict):
-            found.append(Violation(path, f"expected a map, got {describe_value(value)}"))
+            found.append(Violation(_path(where), f"expected a map, got {describe_value(value)}"))
             return
         item = self.item
         for name, element in value.items():
-            item.check(element, path, name, found)
+            item.check(element, (where, name), found)
 
 
 class _Struct(_Checker):
@@ -202,31 +204,39 @@ class _Struct(_Checker):
         self.strings: frozenset[str] = frozenset()
         self.required: tuple[str, ...] = ()
 
-    def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
+    def check(self, value: JSON, where: _Crumb, found: list[Violation]) -> None:
         if value is None:
             return
-        path = _at(parent, key)
         if not isinstance(value, dict):
-            found.append(Violation(path, f"expected an object ({self.name}), got {describe_value(value)}"))
+            found.append(
+                Violation(_path(where), f"expected an object ({self.name}), got {describe_value(value)}")
+            )
             return
         fields, strings = self.fields, self.strings
         for name, element in value.items():
             if name in strings:  # the common case, checked inline: most fields are strings
                 if type(element) is not str and element is not None:
-                    fields[name].check(element, path, name, found)
+                    fields[name].check(element, (where, name), found)
                 continue
             field = fields.get(name)
             if field is None:
-                found.append(Violation((*path, name), unknown_field_message(str(name), self.name, fields)))
+                found.append(
+                    Violation(_path((where, name)), unknown_field_message(str(name), self.name, fields))
+                )
             elif element is not None:
-                field.check(element, path, name, found)
+                field.check(element, (where, name), found)
         for name in self.required:
             if value.get(name) is None:
-                found.append(Violation((*path, name), f"required ({self.name}.{name})"))
+                found.append(Violation(_path((where, name)), f"required ({self.name}.{name})"))
 
 
-def _at(parent: Path, key: PathSegment | None) -> Path:
-    return parent if key is None else (*parent, key)
+def _path(where: _Crumb) -> Path:
+    """The path a crumb stands for (built only for a violation)."""
+    segments: list[PathSegment] = []
+    while where is not None:
+        where, segment = where
+        segments.append(segment)
+    return tuple(reversed(segments))
 
 
 def unknown_field_message(key: str, struct: str, known: Mapping[str, object]) -> str:

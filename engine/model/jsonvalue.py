@@ -8,7 +8,6 @@ a new one that may share unchanged sub-trees with the input, so no caller ever n
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
