@@ -9,6 +9,7 @@ import pytest
 from engine.kube.permissions import Permission, controller_permissions
 from engine.model.config import parse_config
 from tests.chart import (
+    ORG,
     RELEASE_NAMESPACE,
     TOKENS,
     Manifest,
@@ -69,7 +70,7 @@ def test_role_rules_equal_controller_permissions_exactly() -> None:
     "set_args",
     [
         (*TOKENS, "--set", "config.agent-token-secret=my-token"),
-        ("--set", "agentStackSecret=existing"),
+        ("--set", "agentStackSecret=existing", "--set", f"config.org={ORG}"),
     ],
     ids=["agent-token-secret in config", "existing secret"],
 )

@@ -377,3 +377,25 @@ def test_validate_plugin_accepts_a_valid_config() -> None:
 )
 def test_values_are_described_for_humans(value: Any, description: str) -> None:
     assert describe_value(value) == description
+
+
+def test_patch_directives_in_pod_spec_patch_are_known_fields() -> None:
+    """The engine applies a podSpecPatch's strategic merge directives (as ``kubectl patch`` does), so
+    they are not "ignored" fields; elsewhere, and for fields a struct lacks, they are unknown."""
+    patch = {
+        "$setElementOrder/containers": [{"name": "agent"}],
+        "containers": [
+            {
+                "name": "agent",
+                "$retainKeys": ["name", "image"],
+                "$deleteFromPrimitiveList/args": ["x"],
+                "$setElementOrder/imagee": [],
+            },
+            {"name": "gone", "$patch": "delete"},
+        ],
+        "securityContext": {"$patch": "replace"},
+    }
+    assert unknown_plugin_fields({"podSpecPatch": patch, "podSpec": {"$patch": "replace"}}) == [
+        'podSpecPatch.containers[0]["$setElementOrder/imagee"]',
+        'podSpec["$patch"]',
+    ]

@@ -435,7 +435,7 @@ async def test_a_pending_pod_of_a_cancelled_job_is_evicted(stack: Stack) -> None
 
     stack.buildkite.cancel_job(uuid)
 
-    await until("the pod to be evicted", lambda: not stack.pod_exists(pod), timeout=10)
+    await until("the pod to be evicted", lambda: not stack.pod_exists(pod), timeout=30)
     assert stack.buildkite.job(uuid).state == "CANCELED"
     await until(
         "the eviction to be counted",
