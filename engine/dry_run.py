@@ -21,7 +21,7 @@ import yaml
 from engine.core.compiler import PolicySet
 from engine.core.evaluate import evaluate
 from engine.inputs import InputError, load_job_file
-from engine.model.config import ControllerConfig
+from engine.model.config import DEFAULT_QUEUE, ControllerConfig
 from engine.model.decision import Decision
 from engine.model.job import BuildkiteJob, JobInputError, parse_job
 from engine.model.jsonvalue import JSON
@@ -112,9 +112,19 @@ def tag_warning(job: BuildkiteJob, config: ControllerConfig) -> str | None:
     for ignored in PROFILES[config.profile].ignored_job_tags:
         job_tags.pop(ignored, None)
     reasons: list[str] = []
-    queue = controller_tags.get("queue")
-    if "queue" not in job_tags and queue not in (None, "default"):
-        reasons.append("it names no queue, so Buildkite offers it to the default queue")
+    stacks = config.mode().name == "stacks"
+    if stacks:  # the controller lists its one queue's jobs; the queue tag is not matched again
+        queue: str | None = config.effective_queue()
+        asked = job_tags.pop("queue", None)
+        controller_tags.pop("queue", None)
+        if asked is None and queue != DEFAULT_QUEUE:
+            reasons.append("it names no queue, so Buildkite offers it to the default queue")
+        elif asked is not None and asked not in (queue, WILDCARD):
+            reasons.append(f"it is on queue {asked}, the controller's queue is {queue}")
+    else:
+        queue = controller_tags.get("queue")
+        if "queue" not in job_tags and queue not in (None, "default"):
+            reasons.append("it names no queue, so Buildkite offers it to the default queue")
     if not job_accepted_by_controller(job_tags, controller_tags):
         wanted = ",".join(
             f"{k}={v}" for k, v in job_tags.items() if v != WILDCARD and controller_tags.get(k) != v
@@ -122,6 +132,12 @@ def tag_warning(job: BuildkiteJob, config: ControllerConfig) -> str | None:
         reasons.append(f"it asks for {wanted}")
     if not reasons:
         return None
+    if stacks:
+        others = ",".join(f"{k}={v}" for k, v in controller_tags.items())
+        return (
+            f"a controller on queue {queue}{f' with tags {others}' if others else ''} would never take "
+            f"this job: {'; '.join(reasons)}"
+        )
     tags = ",".join(config.tags) or "none"
     return f"a controller with tags {tags} would never take this job: {'; '.join(reasons)}"
 

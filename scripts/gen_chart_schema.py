@@ -4,9 +4,10 @@
 The chart must refuse what the controller refuses, or ``helm install`` succeeds and the pod
 crash-loops. So ``config`` (rendered verbatim into the controller's config file) is validated with
 the config model's own schema (``engine.model.config.config_json_schema``: every key, its type, no
-unknown keys anywhere, the Kubernetes objects strictly), plus the keys the controller's mode requires
-that the chart does not supply itself (``CONTROLLER_MODES``: the chart injects ``agent-token-secret``,
-``namespace`` and ``id``, and the Secret supplies ``buildkite-token`` as BUILDKITE_TOKEN). Inline
+unknown keys anywhere, the Kubernetes objects strictly), plus, per mode (``CONTROLLER_MODES``), the
+keys that mode requires and the chart does not supply itself (the chart injects ``agent-token-secret``,
+``namespace`` and ``id``, and in the GraphQL mode the Secret supplies ``buildkite-token`` as
+BUILDKITE_TOKEN), the other mode's keys left out, and the mode's own checks. Inline
 ``policies`` documents must carry the policy apiVersion, kind and a valid ``metadata.name``.
 
 Only these parts are generated; the rest of the file is written by hand. The script replaces
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.model import k8s_types
-from engine.model.config import CONTROLLER_MODES, config_json_schema
+from engine.model.config import CONTROLLER_MODES, ControllerConfig, ControllerMode, config_json_schema
 from engine.model.policy import API_VERSION, NAME_PATTERN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +53,9 @@ CONFIG_DESCRIPTION = (
 )
 BOOLEAN_STRINGS = ["true", "false", "True", "False", "TRUE", "FALSE"]
 RE2_PATTERNS = {
-    k8s_types.QUANTITY_PATTERN: r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?\s*$",
+    k8s_types.QUANTITY_PATTERN: (
+        r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)" r"([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?\s*$"
+    ),
 }
 """Helm validates patterns with Go's RE2, which has no lookahead: the quantity pattern, spelt without
 it (a sign or a suffix alone, which the lookahead version lets through, is refused here, as
@@ -65,17 +68,35 @@ def chart_config_schema(config_schema: Mapping[str, Any]) -> tuple[dict[str, Any
     config = _convert({key: value for key, value in config_schema.items() if not key.startswith("$")})
     config.pop("title", None)
     config["description"] = CONFIG_DESCRIPTION
-    config["allOf"] = [_mode_requirements(mode.selected_by, mode.required) for mode in CONTROLLER_MODES]
+    config["allOf"] = [_mode_requirements(mode) for mode in CONTROLLER_MODES]
     return config, definitions
 
 
-def _mode_requirements(selected_by: Mapping[str, Any], required: tuple[str, ...]) -> dict[str, Any]:
-    needed = [key for key in required if key not in CHART_SUPPLIED and key not in DEFAULTED]
-    then: dict[str, Any] = {
-        "required": needed,
-        "properties": {key: {"minLength": 1} for key in needed},
-    }
-    return {"if": dict(selected_by) or True, "then": then}
+def _mode_requirements(mode: ControllerMode) -> dict[str, Any]:
+    """In this mode: its required keys set, the other mode's keys unset (or at their default), and
+    the mode's own further checks."""
+    needed = [key for key in mode.required if key not in CHART_SUPPLIED and key not in DEFAULTED]
+    properties: dict[str, Any] = {key: {"minLength": 1} for key in needed}
+    for key in mode.forbidden:
+        properties[key] = {
+            **_unset(key),
+            "description": f"not read in the {mode.name} mode: leave it out (or set buildkite-api)",
+        }
+    properties.update(_convert(dict(mode.checks.get("properties", {}))))
+    then: dict[str, Any] = {"required": needed, "properties": properties}
+    return {"if": _convert(dict(mode.selected_by)) or True, "then": then}
+
+
+def _unset(key: str) -> dict[str, Any]:
+    """A key left at its default, in any spelling the controller reads as the default (a string key
+    also empty), so a copied full config still passes, as the controller lets it pass."""
+    field = next(f for f in ControllerConfig.model_fields.values() if f.alias == key)
+    default = field.default
+    if isinstance(default, str):
+        return {"enum": sorted({default, ""})}
+    if isinstance(default, bool):
+        return {"enum": [default, str(default).lower()]}
+    return {"enum": [default, str(default)]}
 
 
 def _convert(node: Any) -> Any:

@@ -13,7 +13,12 @@ class BuildkiteAPIError(Exception):
     """A GraphQL call failed (transport, HTTP status or GraphQL errors) for a reason not modelled below."""
 
 
-class InvalidOrganizationError(BuildkiteAPIError):
+class ListingImpossibleError(BuildkiteAPIError):
+    """Listing scheduled jobs cannot work with this configuration (asking again will not help): the
+    controller must stop with this message."""
+
+
+class InvalidOrganizationError(ListingImpossibleError):
     """The organization slug does not name an organization the API token can see."""
 
     def __init__(self, org: str) -> None:
@@ -39,3 +44,19 @@ class JobAcquisitionRejected(AgentAPIError):  # noqa: N818 - the name the rest o
 
     The job is already running elsewhere, finished or cancelled, so it cannot be failed this way.
     """
+
+
+class StacksAPIError(BuildkiteAPIError):
+    """A Stacks API call failed. ``status`` is the HTTP status (``None`` when no answer came);
+    ``retry_after`` the wait the server asked for, if any."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def permanent(self) -> bool:
+        """True for a 4xx other than 408 and 429: the same request will fail the same way (upstream's
+        rule, and the job acquisition token guide's: do not retry it unchanged)."""
+        return self.status is not None and 400 <= self.status < 500 and self.status not in (408, 429)

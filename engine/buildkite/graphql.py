@@ -39,6 +39,7 @@ from engine.buildkite import documents
 from engine.buildkite.errors import BuildkiteAPIError, InvalidOrganizationError, RateLimitedError
 from engine.buildkite.http_headers import wait_hint
 from engine.buildkite.ids import cluster_graphql_id, is_uuid
+from engine.buildkite.pages import JobPage
 from engine.buildkite.schema import checked_document
 from engine.model.jsonvalue import JSON, JSONObject
 
@@ -75,15 +76,6 @@ class ScheduledJob:
     def from_node(cls, node: JSONObject) -> ScheduledJob:
         """Wrap a wire-shape node; the node is kept as is (never copied or normalised)."""
         return cls(uuid=str(node["uuid"]), raw=node)
-
-
-@dataclass(frozen=True)
-class JobPage:
-    """One page of scheduled jobs: the wire-shape nodes, and the cursor of the next page (``None``
-    when there is none)."""
-
-    nodes: list[JSONObject]
-    end_cursor: str | None
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,12 @@ class Limiter:
         return self._capacity
 
     @property
+    def waiting(self) -> int:
+        """Jobs waiting for a token now (each was promised to this controller: see the monitor's
+        reservation budget)."""
+        return len(self._waiters)
+
+    @property
     def available(self) -> int:
         """Tokens free now; negative after an underflow (more unfinished Jobs than the limit)."""
         return self._capacity - len(self._creating | self._running)

@@ -180,8 +180,47 @@ class RequestMetrics:
         self.timeouts = _counter(
             self.registry,
             f"{_NS}_http_request_timeouts",
-            "Requests to Buildkite that timed out, by API (graphql, agent)",
+            "Requests to Buildkite that timed out, by API (graphql, agent, stacks)",
             ("api",),
+        )
+
+
+@dataclass
+class StacksMetrics:
+    """The Stacks API mode: reservations, job details, acquisition tokens, job states, notifications."""
+
+    registry: CollectorRegistry
+
+    def __post_init__(self) -> None:
+        r, p = self.registry, f"{_NS}_stacks"
+        self.reserve_requests = _counter(r, f"{p}_reserve_requests", "batch-reserve requests sent")
+        self.reserve_errors = _counter(r, f"{p}_reserve_errors", "batch-reserve requests that failed")
+        self.reservations = _counter(
+            r, f"{p}_reservations", "Jobs asked for in batch-reserve, by result", ("result",)
+        )  # reserved, not_reserved
+        self.reservations_expired = _counter(
+            r,
+            f"{p}_reservations_expired",
+            "Reserved jobs let go without a Kubernetes Job (offered again at expiry), by reason",
+            ("reason",),
+        )  # stale, retries, unavailable
+        self.reserved_job_retries = _counter(
+            r, f"{p}_reserved_job_retries", "Reserved jobs tried again after a transient failure"
+        )
+        self.job_details = _counter(r, f"{p}_job_details", "get-job calls, by result", ("result",))
+        self.acquisition_tokens = _counter(
+            r, f"{p}_acquisition_tokens", "Job acquisition tokens asked for, by result", ("result",)
+        )  # issued, not_issued, error
+        self.acquisition_token_secrets = _counter(
+            r, f"{p}_acquisition_token_secrets", "Job acquisition token Secrets, by result", ("result",)
+        )  # created, error, deleted
+        self.job_state_requests = _counter(r, f"{p}_job_state_requests", "get-states requests sent")
+        self.job_state_errors = _counter(r, f"{p}_job_state_errors", "get-states requests that failed")
+        self.notifications = _counter(
+            r, f"{p}_notifications", "Stack notifications, by result", ("result",)
+        )  # sent, rejected, failed, dropped
+        self.notification_queue_length = _gauge(
+            r, f"{p}_notification_queue_length", "Stack notifications waiting to be sent"
         )
 
 
@@ -227,6 +266,12 @@ class JobWatcherMetrics:
         self.jobs_stalled_without_pod = _counter(
             r, f"{p}_jobs_stalled_without_pod", "Jobs podless past the grace"
         )
+        self.jobs_failed_before_agent_acquire = _counter(
+            r, f"{p}_jobs_failed_before_agent_acquire", "Jobs whose pod failed while their job was reserved"
+        )
+        self.jobs_deleted_cancelled = _counter(
+            r, f"{p}_jobs_deleted_cancelled", "Podless Jobs deleted because their job was cancelled"
+        )
         self.jobs_failed_on_buildkite = _counter(r, f"{p}_jobs_failed_on_buildkite", "Buildkite jobs failed")
         self.job_fail_on_buildkite_errors = _counter(
             r, f"{p}_job_fail_on_buildkite_errors", "Errors failing Buildkite jobs"
@@ -265,6 +310,18 @@ class PodWatcherMetrics:
         self.pods_timed_out_pending = _counter(
             r, f"{p}_pods_timed_out_pending", "Pods pending past pod-pending-timeout"
         )
+        self.jobs_deleted = _counter(
+            r,
+            f"{p}_jobs_deleted",
+            "Kubernetes Jobs deleted (a cancelled job's pending pod)",
+            ("delete_reason",),
+        )
+        self.job_deletion_errors = _counter(
+            r,
+            f"{p}_job_deletion_errors",
+            "Errors deleting Kubernetes Jobs",
+            ("delete_reason", "error_reason"),
+        )
 
 
 @dataclass
@@ -292,6 +349,7 @@ class ControllerMetrics:
         self.scheduler = SchedulerMetrics(self.registry)
         self.fail_queue = FailQueueMetrics(self.registry)
         self.requests = RequestMetrics(self.registry)
+        self.stacks = StacksMetrics(self.registry)
         self.engine = EngineMetrics(self.registry)
         self.job_watcher = JobWatcherMetrics(self.registry)
         self.pod_watcher = PodWatcherMetrics(self.registry)

@@ -12,14 +12,18 @@ errors were:
   unparseable job, Kubernetes said Invalid) and has already tried to fail the Buildkite job. Raising
   instead of returning is the fix for upstream's token leak (behaviour spec §3.2, bug 2): the limiter
   gives the token back and the deduper unmarks the UUID, exactly as for any other error.
+* :class:`JobUnavailableError`: the job cannot be had any more (Buildkite no longer knows it, or
+  refuses its details or an acquisition token for it). Nothing was created and nothing can be done;
+  a job this controller reserved is left to its reservation's expiry.
 * anything else: a transient failure (Kubernetes unreachable, forbidden, quota). Same clean-up; the
-  job is retried on a later poll.
+  job is retried on a later poll (a job this controller reserved is not listed any more, so the
+  monitor tries it again itself while its reservation lasts).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.model.jsonvalue import JSONObject
 
@@ -28,8 +32,12 @@ from engine.model.jsonvalue import JSONObject
 class PendingJob:
     """A scheduled Buildkite job as one poll saw it, on its way to becoming a Kubernetes Job.
 
-    ``node`` is the wire-shape ``JobTypeCommand`` node, untouched. ``queried_at`` is when the poll
-    started and ``stale_at`` when its data stops being trusted (both ``loop.time()`` seconds).
+    ``node`` is the job document in the GraphQL ``JobTypeCommand`` shape (untouched as GraphQL sent it;
+    built from the Stacks API's listing and, once reserved, its details). ``queried_at`` is when the
+    poll started and ``stale_at`` when its data stops being trusted (both ``loop.time()`` seconds):
+    for a job this controller ``reserved`` (Stacks API), shortly before the reservation expires.
+    ``acquisition_token`` is the job acquisition token the agent in the pod registers with, when the
+    controller issued one (a secret: never logged).
     """
 
     uuid: str
@@ -37,6 +45,8 @@ class PendingJob:
     agent_query_rules: tuple[str, ...]
     queried_at: float
     stale_at: float
+    reserved: bool = False
+    acquisition_token: str | None = field(default=None, repr=False, compare=False)
 
 
 JobHandler = Callable[[PendingJob], Awaitable[None]]
@@ -69,3 +79,11 @@ class JobNotCreatedError(Exception):
         super().__init__(f"job {uuid}: not scheduled ({reason}): {detail}")
         self.uuid = uuid
         self.reason = reason
+
+
+class JobUnavailableError(Exception):
+    """The job cannot be scheduled by anyone asking again (see the module doc)."""
+
+    def __init__(self, uuid: str, reason: str) -> None:
+        super().__init__(f"job {uuid}: {reason}")
+        self.uuid = uuid

@@ -4,9 +4,16 @@ Start-up order (each step only once the one before worked, so a half-started con
 schedules):
 
 1. health (and metrics) HTTP servers, so probes answer while the rest starts;
-2. clients: Kubernetes (kubeconfig or in-cluster), Buildkite GraphQL, Buildkite agent API;
-3. the pipeline, back to front: scheduler ← limiter (only when ``max-in-flight`` > 0) ← deduper, and
-   the fail queue the scheduler hands Buildkite jobs to fail to (the deduper holds them meanwhile);
+2. clients: Kubernetes (kubeconfig or in-cluster), then Buildkite for the config's mode
+   (:meth:`~engine.model.config.ControllerConfig.mode`, logged with the reason): GraphQL and the Agent
+   REST API; or the Stacks API, with the agent token read from ``agent-token-secret``, checked with
+   ``GET /token`` (a cluster token is needed) and the stack registered (key ``id``, else
+   ``agent-stack-k8s``; queue ``queue``, else the ``queue`` tag, else ``_default``), retrying while
+   Buildkite is unreachable;
+3. the pipeline, back to front: scheduler ← (Stacks API: job details and acquisition token) ←
+   limiter (only when ``max-in-flight`` > 0) ← deduper, and the fail queue the scheduler hands
+   Buildkite jobs to fail to (the deduper holds them meanwhile); in the Stacks API mode the monitor
+   reserves jobs before queueing them, and a notifier sends stack notifications;
 4. informers for Jobs and pods labelled ``buildkite.com/controller-id=<id>``, with the limiter, deduper
    and watchers subscribed *before* they start, so the initial list seeds their state;
 5. wait until the Job informer delivered its initial list (the limiter and deduper must know the
@@ -18,9 +25,10 @@ Every request to Buildkite is bounded by ``http-timeout`` (counted in
 ``buildkite_http_request_timeouts_total{api}`` when it runs out).
 
 The controller then runs until :meth:`ControllerRuntime.stop` (SIGTERM/SIGINT in ``engine run``) or
-until the monitor cannot go on (invalid organization): both stop polling first, cancel every task,
-close the clients and stop the HTTP servers. Nothing in the cluster is touched on the way out: pods
-keep running and a restarted controller rebuilds its state from the informers (spec §4.13).
+until the monitor cannot go on (invalid organization, a refused Stacks API listing): both stop polling
+first, cancel every task, deregister the stack (Stacks API, best effort, 5 s), close the clients and
+stop the HTTP servers. Nothing in the cluster is touched on the way out: pods keep running and a
+restarted controller rebuilds its state from the informers (spec §4.13).
 """
 
 from __future__ import annotations
@@ -28,30 +36,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client as k8s_client
 
 from engine.buildkite.agent_api import AgentAPI
+from engine.buildkite.errors import BuildkiteAPIError, StacksAPIError
 from engine.buildkite.graphql import BuildkiteGraphQL
+from engine.buildkite.stacks import RegisteredStack, StacksAPI
 from engine.controller.deduper import Deduper
-from engine.controller.fail_queue import FailQueue
+from engine.controller.fail_queue import FailBackend, FailQueue
 from engine.controller.failer import JobFailer
 from engine.controller.health import HealthServer, Status
-from engine.controller.identity import controller_id
+from engine.controller.job_details import JobDetailsStage
+from engine.controller.job_states import GraphQLJobs, StacksJobs
 from engine.controller.limiter import Limiter
 from engine.controller.logging_setup import SecretScrubber
 from engine.controller.metrics import ControllerMetrics
-from engine.controller.monitor import Monitor, MonitorStoppedError
+from engine.controller.monitor import Monitor, MonitorStoppedError, ScheduledJobSource
+from engine.controller.notifier import Notifier
 from engine.controller.pipeline import JobHandler
 from engine.controller.policy_reload import DEFAULT_RELOAD_INTERVAL, PolicyReloader
 from engine.controller.policy_store import PolicyStore
+from engine.controller.reserver import StacksReserver
 from engine.controller.scheduler import Scheduler
+from engine.controller.sources import GraphQLJobSource, StacksJobSource
+from engine.controller.stacks_failer import StacksJobFailer
+from engine.controller.token_secrets import AcquisitionTokenSecrets, TokenSecretJanitor
+from engine.controller.watchers.collaborators import BuildkiteJobs
 from engine.controller.watchers.completions import CompletionsWatcher
-from engine.controller.watchers.job_states import BatchedJobStates
 from engine.controller.watchers.job_watcher import JobWatcher
 from engine.controller.watchers.pod_watcher import PodWatcher
 from engine.core.compiler import PolicySet
@@ -64,7 +80,11 @@ from engine.model.profiles import PROFILES
 from engine.model.tags import parse_tags
 
 DEFAULT_HEALTH_PORT = 8080
+DEREGISTER_SECONDS = 5.0
+REGISTER_RETRY_SECONDS = (1.0, 30.0)
+"""First and longest wait between attempts to register the stack while Buildkite is unreachable."""
 
+_T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 
 
@@ -92,11 +112,26 @@ class RuntimeOptions:
 
 
 @dataclass
+class _Buildkite:
+    """The Buildkite clients of the config's mode (one of ``graphql`` and ``stacks`` is set)."""
+
+    graphql: BuildkiteGraphQL | None = None
+    stacks: StacksAPI | None = None
+    stack: RegisteredStack | None = None
+
+    async def close(self) -> None:
+        for client in (self.graphql, self.stacks):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.close()
+
+
+@dataclass
 class _Components:
     """Everything ``run`` builds, kept for tests and diagnostics."""
 
     kube: KubeClient
-    graphql: BuildkiteGraphQL
+    buildkite: _Buildkite
     job_informer: Informer
     pod_informer: Informer
     deduper: Deduper
@@ -104,7 +139,14 @@ class _Components:
     scheduler: Scheduler
     fail_queue: FailQueue
     monitor: Monitor
-    watchers: list[CompletionsWatcher | JobWatcher | PodWatcher] = field(default_factory=list)
+    watchers: list[CompletionsWatcher | JobWatcher | PodWatcher | TokenSecretJanitor] = field(
+        default_factory=list
+    )
+    notifier: Notifier | None = None
+
+    @property
+    def graphql(self) -> BuildkiteGraphQL | None:
+        return self.buildkite.graphql
 
 
 class _ScrubbedTokenSource:
@@ -138,9 +180,9 @@ class ControllerRuntime:
         self.policies = PolicyStore(policies)
         self.scrubber = scrubber or SecretScrubber()
         self.scrubber.add(config.buildkite_token)
-        tags, _ = parse_tags(config.tags)
-        self.queue = tags.get("queue", "")
-        self.controller_id = controller_id(config.id, config.namespace, self.queue)
+        self.mode = config.mode().name
+        self.queue = config.effective_queue()
+        self.controller_id = config.controller_id()
         self.components: _Components | None = None
         self.health_ports: dict[str, int] = {}
         self._stop = asyncio.Event()
@@ -198,7 +240,8 @@ class ControllerRuntime:
         )
         tasks: list[asyncio.Task[None]] = []
         api: k8s_client.ApiClient | None = None
-        graphql: BuildkiteGraphQL | None = None
+        kube: KubeClient | None = None
+        buildkite = _Buildkite()
         try:
             try:
                 await health.start()
@@ -213,13 +256,19 @@ class ControllerRuntime:
                 )
             except KubeError as exc:
                 raise ControllerFatalError(str(exc)) from None
-            graphql = BuildkiteGraphQL(
-                self.config.graphql_endpoint,
-                self.config.buildkite_token,
-                timeout=self.config.http_timeout,
-                on_timeout=lambda _operation: self.metrics.requests.timeouts.labels(api="graphql").inc(),
+            kube = KubeClient(api, self.config.namespace, create_workers=self.config.job_creation_concurrency)
+            _log.info(
+                "controller %s: using the %s (%s)",
+                self.controller_id,
+                "Stacks API" if self.mode == "stacks" else "GraphQL API",
+                self.config.mode_reason(),
             )
-            components = self._build(api, graphql)
+            if self.mode == "stacks":
+                if not await self._until_stopped(self._connect_stack(kube, buildkite)):
+                    return
+            else:
+                buildkite.graphql = self._graphql_client()
+            components = self._build(api, kube, buildkite)
             self.components = components
             _log.info(
                 "controller %s starting: namespace %s, queue %s, max-in-flight %d, %d policies",
@@ -235,11 +284,74 @@ class ControllerRuntime:
                 await self._serve(components, tasks)
         finally:
             self._ready = False
-            await self._shut_down(tasks, graphql, api, health)
-            if self.components is not None:
-                self.components.kube.close()
+            await self._shut_down(tasks, buildkite, api, health)
+            if kube is not None:
+                kube.close()
         if self._fatal:
             raise ControllerFatalError(self._fatal[0])
+
+    def _graphql_client(self) -> BuildkiteGraphQL:
+        tags, _ = parse_tags(self.config.tags)
+        if "queue" not in tags:
+            raise ControllerFatalError("tags: missing required tag: queue (the GraphQL mode polls by it)")
+        return BuildkiteGraphQL(
+            self.config.graphql_endpoint,
+            self.config.buildkite_token,
+            timeout=self.config.http_timeout,
+            on_timeout=lambda _operation: self.metrics.requests.timeouts.labels(api="graphql").inc(),
+        )
+
+    async def _connect_stack(self, kube: KubeClient, buildkite: _Buildkite) -> None:
+        """The Stacks API client: the agent token from its Secret, checked, and the stack registered."""
+        config = self.config
+        secret = f"Secret {config.namespace}/{config.agent_token_secret}"
+        try:
+            token = await kube.read_agent_token(config.agent_token_secret)
+        except KubeError as exc:
+            raise ControllerFatalError(f"cannot read the agent token from {secret}: {exc}") from None
+        self.scrubber.add(token)
+        endpoint = (config.agent_config.endpoint if config.agent_config else None) or ""
+        stacks = StacksAPI(
+            endpoint,
+            token,
+            config.stack_key(),
+            timeout=config.http_timeout,
+            on_timeout=lambda _operation: self.metrics.requests.timeouts.labels(api="stacks").inc(),
+        )
+        buildkite.stacks = stacks
+        identity = await self._until_answered("check the agent token", stacks.token_identity)
+        if not identity.cluster_uuid:
+            raise ControllerFatalError(
+                f"the agent token in {secret} is an unclustered agent token; the Stacks API needs a "
+                "cluster agent token (create one on the cluster's Agent Tokens page)"
+            )
+        stack = await self._until_answered("register the stack", lambda: stacks.register(self.queue))
+        buildkite.stack = stack
+        self.queue = stack.cluster_queue_key or self.queue
+        _log.info(
+            "registered stack %s for cluster queue %s (cluster %s of organization %s)",
+            stack.key,
+            self.queue,
+            identity.cluster_name or identity.cluster_uuid,
+            identity.organization_slug,
+        )
+
+    async def _until_answered(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
+        """``await call()`` until Buildkite answers; a refusal (a 4xx) is fatal, anything else is
+        tried again after a growing pause (the controller is not ready meanwhile)."""
+        delay, longest = REGISTER_RETRY_SECONDS
+        while True:
+            try:
+                return await call()
+            except StacksAPIError as exc:
+                if exc.permanent:
+                    raise ControllerFatalError(f"cannot {what}: {exc}") from None
+                problem = str(exc)
+            except BuildkiteAPIError as exc:
+                problem = str(exc)
+            _log.warning("cannot %s yet (%s); trying again in %gs", what, problem, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, longest)
 
     async def _serve(self, components: _Components, tasks: list[asyncio.Task[None]]) -> None:
         """Steps 6 and on: timers, reloader, monitor; then wait for a stop or a fatal error."""
@@ -253,64 +365,68 @@ class ControllerRuntime:
         )
         tasks.append(self._spawn("policy reloader", reloader.run()))
         tasks.append(self._spawn("fail queue", components.fail_queue.run()))
+        if components.notifier is not None:
+            tasks.append(self._spawn("notifier", components.notifier.run()))
         tasks.append(self._spawn("monitor", components.monitor.run()))
         self._ready = True
         _log.info("controller %s is polling Buildkite", self.controller_id)
         await self._stop.wait()
 
-    def _build(self, api: k8s_client.ApiClient, graphql: BuildkiteGraphQL) -> _Components:
+    def _build(self, api: k8s_client.ApiClient, kube: KubeClient, buildkite: _Buildkite) -> _Components:
         config, metrics = self.config, self.metrics
-        kube = KubeClient(api, config.namespace, create_workers=config.job_creation_concurrency)
-        agent_api = AgentAPI(
-            config.agent_config.endpoint or "" if config.agent_config else "",
-            request_timeout=config.http_timeout,
-            on_timeout=lambda _step: metrics.requests.timeouts.labels(api="agent").inc(),
-        )
-        tokens = _ScrubbedTokenSource(kube, self.scrubber)
+        stacks = buildkite.stacks
+        notifier = Notifier(stacks, metrics.stacks) if stacks is not None else None
+        fail_backend, watcher_failer, jobs = self._failers(kube, buildkite, notifier)
         fail_queue = FailQueue(
-            JobFailer(tokens, agent_api, config),
+            fail_backend,
             metrics.fail_queue,
             metrics.scheduler,
             remember_for=2 * config.stale_job_data_timeout,
         )
-        scheduler = Scheduler(kube, fail_queue, self.policies, config, metrics, pod_templates=kube)
-        limiter = None
-        after_deduper: JobHandler = scheduler.handle
-        if config.max_in_flight > 0:
-            limiter = Limiter(scheduler.handle, config.max_in_flight, metrics.limiter)
-            after_deduper = limiter.handle
-        deduper = Deduper(after_deduper, metrics.deduper, held=fail_queue.holds)
-        monitor = Monitor(
-            graphql,
-            deduper.handle,
-            metrics.monitor,
-            org=config.org,
-            tags=config.tags,
-            cluster_uuid=config.cluster_uuid,
-            poll_interval=config.poll_interval,
-            stale_job_data_timeout=config.stale_job_data_timeout,
-            job_creation_concurrency=config.job_creation_concurrency,
-            pagination_depth_limit=config.pagination_depth_limit,
-            holds=deduper.holds,
-            ignored_job_tags=PROFILES[config.profile].ignored_job_tags,
+        token_secrets = None
+        if stacks is not None and config.job_acquisition_tokens:
+            token_secrets = AcquisitionTokenSecrets(kube, self.controller_id, metrics.stacks)
+        scheduler = Scheduler(
+            kube,
+            fail_queue,
+            self.policies,
+            config,
+            metrics,
+            token_secrets=token_secrets,
+            notify=notifier.notify if notifier is not None else None,
+            pod_templates=kube,
         )
+        limiter, deduper = self._front_stages(scheduler, stacks, fail_queue)
+        monitor = self._monitor(buildkite, deduper, limiter)
         selector = f"{JOB_UUID_LABEL},{CONTROLLER_ID_LABEL}={self.controller_id}"
         job_informer = Informer(api, "jobs", config.namespace, selector, name="jobs", transform=lean_job)
         pod_informer = Informer(api, "pods", config.namespace, selector, name="pods", transform=lean_pod)
         if limiter is not None:
             job_informer.subscribe(limiter.on_job_event)
         job_informer.subscribe(deduper.on_job_event)
-        watcher_failer = JobFailer(tokens, agent_api, config)
         completions = CompletionsWatcher(kube, metrics)
-        job_watcher = JobWatcher(kube, watcher_failer, config, metrics)
-        pod_watcher = PodWatcher(kube, watcher_failer, BatchedJobStates(graphql), config, metrics)
+        job_watcher = JobWatcher(
+            kube, watcher_failer, config, metrics, reserved_jobs=jobs if stacks is not None else None
+        )
+        pod_watcher = PodWatcher(
+            kube, watcher_failer, jobs, config, metrics, delete_cancelled_jobs=stacks is not None
+        )
         job_informer.subscribe(job_watcher.on_event)
         if config.enable_completion_watcher:
             pod_informer.subscribe(completions.on_event)
         pod_informer.subscribe(pod_watcher.on_event)
+        watchers: list[CompletionsWatcher | JobWatcher | PodWatcher | TokenSecretJanitor] = [
+            completions,
+            job_watcher,
+            pod_watcher,
+        ]
+        if token_secrets is not None:
+            janitor = TokenSecretJanitor(kube, metrics.stacks)
+            job_informer.subscribe(janitor.on_event)
+            watchers.append(janitor)
         return _Components(
             kube=kube,
-            graphql=graphql,
+            buildkite=buildkite,
             job_informer=job_informer,
             pod_informer=pod_informer,
             deduper=deduper,
@@ -318,7 +434,91 @@ class ControllerRuntime:
             scheduler=scheduler,
             fail_queue=fail_queue,
             monitor=monitor,
-            watchers=[completions, job_watcher, pod_watcher],
+            watchers=watchers,
+            notifier=notifier,
+        )
+
+    def _failers(
+        self, kube: KubeClient, buildkite: _Buildkite, notifier: Notifier | None
+    ) -> tuple[FailBackend, FailBackend, BuildkiteJobs]:
+        """How this mode fails jobs (the fail queue's backend, the watchers' failer) and asks about
+        them: the Stacks API's ``finish`` and ``get-states``; or acquire-and-fail and GraphQL."""
+        config, metrics = self.config, self.metrics
+        if buildkite.stacks is not None:
+            notify = notifier.notify if notifier is not None else _ignore
+            failer = StacksJobFailer(buildkite.stacks, notify)
+            return failer, failer, StacksJobs(buildkite.stacks, metrics.stacks, notify)
+        assert buildkite.graphql is not None
+        agent_api = AgentAPI(
+            config.agent_config.endpoint or "" if config.agent_config else "",
+            request_timeout=config.http_timeout,
+            on_timeout=lambda _step: metrics.requests.timeouts.labels(api="agent").inc(),
+        )
+        tokens = _ScrubbedTokenSource(kube, self.scrubber)
+        return (
+            JobFailer(tokens, agent_api, config),
+            JobFailer(tokens, agent_api, config),
+            GraphQLJobs(buildkite.graphql),
+        )
+
+    def _front_stages(
+        self, scheduler: Scheduler, stacks: StacksAPI | None, fail_queue: FailQueue
+    ) -> tuple[Limiter | None, Deduper]:
+        """Deduper → limiter (when ``max-in-flight`` > 0) → (Stacks API: job details) → scheduler."""
+        config, metrics = self.config, self.metrics
+        after_limiter: JobHandler = scheduler.handle
+        if stacks is not None:
+            details = JobDetailsStage(
+                stacks,
+                scheduler.handle,
+                metrics.stacks,
+                acquisition_tokens=config.job_acquisition_tokens,
+                token_lifetime_seconds=config.job_acquisition_token_lifetime_seconds,
+            )
+            after_limiter = details.handle
+        limiter = None
+        after_deduper: JobHandler = after_limiter
+        if config.max_in_flight > 0:
+            limiter = Limiter(after_limiter, config.max_in_flight, metrics.limiter)
+            after_deduper = limiter.handle
+        return limiter, Deduper(after_deduper, metrics.deduper, held=fail_queue.holds)
+
+    def _monitor(self, buildkite: _Buildkite, deduper: Deduper, limiter: Limiter | None) -> Monitor:
+        """The monitor for the mode: GraphQL pages; or Stacks API pages, reserved before queueing."""
+        config, metrics = self.config, self.metrics
+        source: ScheduledJobSource
+        options: dict[str, Any] = {}
+        if buildkite.stacks is not None:
+            source = StacksJobSource(buildkite.stacks, self.queue, config.pagination_page_size)
+            expiry = config.reservation_expiry_seconds or ASSUMED_RESERVATION_SECONDS
+            options = {
+                "reserver": StacksReserver(
+                    buildkite.stacks, config.reservation_expiry_seconds, metrics.stacks
+                ),
+                "reservation_ttl": expiry - min(max(2.0, expiry / 10), 60.0),
+                "capacity": (lambda: limiter.available - limiter.waiting) if limiter is not None else None,
+                "stacks_metrics": metrics.stacks,
+                "ignore_queue_tag": True,
+            }
+        else:
+            assert buildkite.graphql is not None
+            tags, _ = parse_tags(config.tags)
+            source = GraphQLJobSource(
+                buildkite.graphql, config.org, tags.get("queue", ""), config.cluster_uuid
+            )
+        return Monitor(
+            source,
+            deduper.handle,
+            metrics.monitor,
+            tags=config.tags,
+            poll_interval=config.poll_interval,
+            stale_job_data_timeout=config.stale_job_data_timeout,
+            job_creation_concurrency=config.job_creation_concurrency,
+            pagination_depth_limit=config.pagination_depth_limit,
+            query_reset_interval=config.query_reset_interval,
+            holds=deduper.holds,
+            ignored_job_tags=PROFILES[config.profile].ignored_job_tags,
+            **options,
         )
 
     def _prometheus_port(self) -> int | None:
@@ -356,6 +556,7 @@ class ControllerRuntime:
         finally:
             stopping.cancel()
         if waiting in done:
+            waiting.result()  # an error of ``work`` (a fatal start-up problem) is raised here
             return True
         waiting.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -365,7 +566,7 @@ class ControllerRuntime:
     async def _shut_down(
         self,
         tasks: list[asyncio.Task[None]],
-        graphql: BuildkiteGraphQL | None,
+        buildkite: _Buildkite,
         api: k8s_client.ApiClient | None,
         health: HealthServer,
     ) -> None:
@@ -375,13 +576,27 @@ class ControllerRuntime:
         for task in reversed(tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if graphql is not None:
-            with contextlib.suppress(Exception):
-                await graphql.close()
+        if buildkite.stacks is not None and buildkite.stack is not None:
+            try:
+                async with asyncio.timeout(DEREGISTER_SECONDS):
+                    await buildkite.stacks.deregister()
+                _log.info("deregistered stack %s", buildkite.stack.key)
+            except Exception as exc:  # best effort: Buildkite cleans up a stack that never deregisters
+                _log.warning("could not deregister stack %s: %s", buildkite.stack.key, _one_line(exc))
+        await buildkite.close()
         if api is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(api.close)
         await health.stop()
+
+
+ASSUMED_RESERVATION_SECONDS = 300
+"""The reservation expiry assumed when ``reservation-expiry-seconds`` is 0 (Buildkite's default: the
+client library says 300 s, upstream's docs 900 s; the shorter is the safe assumption)."""
+
+
+def _ignore(_uuid: str, _detail: str) -> None:
+    """A notification sink for a mode without notifications."""
 
 
 def _pool_size(config: ControllerConfig) -> int:

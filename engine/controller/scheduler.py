@@ -26,6 +26,11 @@ no Job raises (see ``pipeline``), which returns the max-in-flight token.
 
 Evaluation runs in a worker thread: it is pure but CPU-bound (milliseconds), and the event loop also
 serves informer events and probes.
+
+In the Stacks API mode two things are added around the create, never to the Job itself: a job that
+carries a job acquisition token is created through ``token_secrets`` (the Job, then the Secret the
+agent container reads the token from; see ``engine.controller.token_secrets``), and a created Job is
+announced on the Buildkite job with a stack notification (``notify``).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn, Protocol
 
 from engine.controller.metrics import ControllerMetrics
@@ -48,6 +53,8 @@ from engine.model.job import BuildkiteJob, JobInputError, parse_job, pod_templat
 from engine.model.jsonvalue import JSON, JSONObject
 from engine.model.profiles import PROFILES
 
+CREATED_NOTIFICATION = "K8s Job created successfully, waiting for Agent to start..."
+"""The stack notification a created Job gets (upstream's words, so Buildkite users see the same)."""
 PARSE_FAILURE_PREFIX = "agent-stack-k8s failed to parse the job: "
 INVALID_JOB_PREFIX = "Kubernetes rejected the podSpec built by agent-stack-k8s: "
 ENGINE_FAILURE_PREFIX = "agent-stack-k8s failed to evaluate the job: "
@@ -75,6 +82,12 @@ class JobFailures(Protocol):
     def enqueue(self, uuid: str, tags: Sequence[str], message: str) -> bool: ...
 
 
+class TokenSecretWriter(Protocol):
+    """Creates a Job and its acquisition token Secret (``AcquisitionTokenSecrets`` satisfies it)."""
+
+    async def create_job_with_token(self, manifest: JSONObject, job_uuid: str, token: str) -> None: ...
+
+
 class FailQueueFullError(Exception):
     """The fail queue is full: the job was neither created nor failed; a later poll retries it."""
 
@@ -95,6 +108,8 @@ class Scheduler:
         metrics: ControllerMetrics,
         *,
         pod_templates: PodTemplateReader | None = None,
+        token_secrets: TokenSecretWriter | None = None,
+        notify: Callable[[str, str], None] | None = None,
     ) -> None:
         self._kube = kube
         self._failures = failures
@@ -102,13 +117,18 @@ class Scheduler:
         self._config_view = config.expression_view()
         self._metrics = metrics
         self._pod_templates = pod_templates if PROFILES[config.profile].head_plugin_fields else None
+        self._token_secrets = token_secrets
+        self._notify = notify
 
     async def handle(self, job: PendingJob) -> None:
         """Create the Kubernetes Job for ``job``; raise when none was created (see module doc)."""
         manifest = await self._decide(job)
         self._metrics.scheduler.job_create_calls.inc()
         try:
-            await self._kube.create_job(manifest)
+            if job.acquisition_token and self._token_secrets is not None:
+                await self._token_secrets.create_job_with_token(manifest, job.uuid, job.acquisition_token)
+            else:
+                await self._kube.create_job(manifest)
         except AlreadyExistsError:
             self._metrics.scheduler.job_create_errors.labels(reason="already_exists").inc()
             raise DuplicateJobError(job.uuid, "its Kubernetes Job already exists") from None
@@ -124,6 +144,8 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         self._metrics.scheduler.job_end_to_end_seconds.observe(loop.time() - job.queried_at)
         _log.info("created Kubernetes Job %s for Buildkite job %s", _job_name(manifest), job.uuid)
+        if self._notify is not None:
+            self._notify(job.uuid, CREATED_NOTIFICATION)
 
     async def _decide(self, job: PendingJob) -> JSONObject:
         """The Job manifest to create for ``job``; raises :class:`JobNotCreatedError` (after queueing

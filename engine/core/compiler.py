@@ -7,7 +7,7 @@ decided here too, once, so evaluation is a straight walk over a tuple.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from engine.core.expressions import (
@@ -296,11 +296,24 @@ class PolicySet:
 
     policies: tuple[CompiledPolicy, ...]
     replacements: tuple[Replacement, ...] = ()
+    digests: Mapping[str, str] = field(init=False)
+    """Policy name -> content digest, for the changed-by annotation."""
+    enforce_warners: tuple[CompiledPolicy, ...] = field(init=False)
+    """The enforce policies that could add a warning: with a ``warn`` rule, a rule with ``warning``, or
+    any rule that changes the Job (it may be skipped, with a warning, for changing what an earlier one
+    or the finishing step set). When one of them matches a job, the job-log warnings hook is put in
+    place before the enforce phase even for a job without warnings yet, since nothing may change the
+    pod after that phase."""
 
-    @property
-    def digests(self) -> dict[str, str]:
-        """Policy name -> content digest, for the changed-by annotation."""
-        return {policy.name: policy.digest for policy in self.policies}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digests", {policy.name: policy.digest for policy in self.policies})
+        warners = tuple(
+            policy
+            for policy in self.policies
+            if policy.phase is Phase.ENFORCE
+            and any(rule.kind != "deny" or rule.warning is not None for rule in policy.rules)
+        )
+        object.__setattr__(self, "enforce_warners", warners)
 
     @classmethod
     def build(cls, loaded: Sequence[CompiledPolicy]) -> PolicySet:

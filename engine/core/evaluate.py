@@ -17,14 +17,16 @@ disagree. Evaluation is a walk over the ordered policy set:
    another rule added is not blocked;
 6. a container keeps the role it was added with when a rule replaces or recreates it under the same
    name (:func:`engine.core.targets.keep_roles`), so every container stays reachable by its target;
-7. an admitted Job then goes through the engine's finishing step (``engine.core.finish``: namespace,
-   controller-id label, changed-by annotation, the job-log warnings hook; traced as ``stack/finish``)
-   and is checked against the Kubernetes API of ``config.kubernetesVersion``
+7. the engine's finishing step (``engine.core.finish``, traced as ``stack/finish``) puts the namespace,
+   the controller-id label and the job-log warnings hook in place *before* the enforce phase, so
+   enforce rules see the pod exactly as it will be created; after it, an admitted Job gets only the
+   record of its evaluation (the changed-by annotation, the hook's final text), its role markers are
+   stripped, and it is checked against the Kubernetes API of ``config.kubernetesVersion``
    (``engine.core.kube_validation``): a Job the API would refuse or prune is denied with kind
    ``invalid``, naming the policy and rule that last wrote the offending field.
 
-No policy changes the Job after the enforce phase: only the finishing step's documented additions
-follow, the role markers are stripped, and the result is the Decision.
+Nothing changes the pod after the enforce phase but those two annotations, and the result is the
+Decision.
 
 Warnings about the job itself come first: every field of the job's kubernetes plugin that upstream's
 decoder would silently ignore (``stack/kubernetes-plugin``, with "did you mean").
@@ -40,7 +42,7 @@ from engine import __version__
 from engine.core.compiler import CompiledPolicy, CompiledRule, PolicySet
 from engine.core.documents import POD_SPEC_PATH, get_in, resolve_path, set_in
 from engine.core.expressions import Activation, CompiledExpression, EvaluationError, var_root
-from engine.core.finish import FINISH_POLICY, FINISH_RULE, finish_job
+from engine.core.finish import FINISH_POLICY, FINISH_RULE, prepare_job, prepared_paths, record_job
 from engine.core.function_registry import REGISTRY, ROLE_KEY
 from engine.core.kube_validation import validate_job
 from engine.core.ownership import Lock, first_conflict, locks_for
@@ -65,6 +67,8 @@ from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION
 from engine.model.policy import Phase
 from engine.model.profiles import DEFAULT_PROFILE, PROFILES
 
+FINISH_OWNER = f"{FINISH_POLICY}/{FINISH_RULE}"
+"""The owner of what the finishing step sets before the enforce phase, in the enforce locks."""
 PLUGIN_CHECK_RULE = "kubernetes-plugin"
 """The rule name of the run-time plugin warnings (under the pseudo-policy ``stack``)."""
 
@@ -117,6 +121,8 @@ def evaluate(
     )
     failed = False
     for phase in (Phase.BUILD, Phase.CUSTOMIZE, Phase.ENFORCE):
+        if phase is Phase.ENFORCE:
+            _prepare(run, policies, config)
         for policy in policies.policies:
             if policy.phase is not phase:
                 continue
@@ -128,7 +134,7 @@ def evaluate(
         if failed or run.denials:
             break
     if not run.denials:
-        _finish(run, policies, config)
+        _record_evaluation(run, policies)
     manifest = run.manifest
     pod_spec = get_in(manifest, POD_SPEC_PATH)
     if isinstance(pod_spec, dict):
@@ -147,11 +153,47 @@ def evaluate(
     )
 
 
-def _finish(run: _Run, policies: PolicySet, config: Mapping[str, JSON]) -> None:
-    finished, changes = finish_job(
-        run.manifest, run.trace, config, policies.digests, run.warnings, __version__
-    )
-    run.set_manifest(finished)
+def _prepare(run: _Run, policies: PolicySet, config: Mapping[str, JSON]) -> None:
+    """The finishing step's changes to the pod, before the enforce phase sees it."""
+    more = any(_may_match(run, policy) for policy in policies.enforce_warners)
+    prepared, changes = prepare_job(run.manifest, config, run.warnings, more_warnings_possible=more)
+    before = run.manifest
+    absolute = [(change, change.path) for change in changes]
+    if changes:
+        run.set_manifest(prepared)
+        _record(run, FINISH_POLICY, FINISH_RULE, absolute)
+    # owned like an enforce rule's values: an enforce rule may not move the Job out of the
+    # controller's namespace, relabel it away from the controller, or undo the hook
+    owned = [(Change("add", path, None, get_in(prepared, path)), path) for path in prepared_paths(config)]
+    run.locks.extend(locks_for(before, prepared, [*absolute, *owned], FINISH_OWNER))
+
+
+_ROOTS_FIXED_BEFORE_ENFORCE = frozenset(
+    ("job", "pipeline", "build", "step", "config", "stack", "podTemplates")
+)
+"""Roots the finishing step does not change: a ``match`` reading only these is decided before it."""
+
+
+def _may_match(run: _Run, policy: CompiledPolicy) -> bool:
+    """Whether ``policy`` could run for this job: its ``match`` is true now, or cannot be decided
+    before the enforce phase (it reads the pod or variables, or fails; the phase reports that)."""
+    match = policy.match
+    if match is None or not _ROOTS_FIXED_BEFORE_ENFORCE.issuperset(match.roots):
+        return True
+    try:
+        return run.activation.evaluate(match) is not False
+    except EvaluationError:
+        return True
+
+
+def _owner_text(owner: str) -> str:
+    return "the finishing step (stack/finish)" if owner == FINISH_OWNER else f"enforce rule {owner}"
+
+
+def _record_evaluation(run: _Run, policies: PolicySet) -> None:
+    """After the enforce phase, only the record of the evaluation (annotations) is written."""
+    recorded, changes = record_job(run.manifest, run.trace, policies.digests, run.warnings, __version__)
+    run.set_manifest(recorded)
     _record(run, FINISH_POLICY, FINISH_RULE, [(change, change.path) for change in changes])
 
 
@@ -219,7 +261,7 @@ def _run_rule_on(
             PolicyWarning(
                 policy.name,
                 rule.name,
-                f"skipped: it would change {conflict[0]}, which enforce rule {conflict[1]} already set",
+                f"skipped: it would change {conflict[0]}, which {_owner_text(conflict[1])} already set",
             )
         )
         return

@@ -1,24 +1,31 @@
 """The engine's finishing step: the last changes to an admitted Job, made from the config.
 
 What used to be added by the controller after evaluation is done here, inside ``evaluate``, so that
-``engine test`` prints exactly the Job the controller creates. It runs once, after the enforce phase,
-and its changes are recorded in the trace under the pseudo-policy ``stack``, rule ``finish`` (so
-``engine test --explain`` attributes them like any policy's):
+``engine test`` prints exactly the Job the controller creates. Its changes are recorded in the trace
+under the pseudo-policy ``stack``, rule ``finish`` (so ``engine test --explain`` attributes them like
+any policy's). It comes in two parts, so that the enforce phase sees the pod exactly as it will be
+created:
+
+:func:`prepare_job`, right before the enforce phase (the Job is complete but for enforcement):
 
 * ``metadata.namespace`` = ``config.namespace`` (the controller creates Jobs only there);
 * the label ``buildkite.com/controller-id`` = ``config.id`` (the effective ID; see
   :mod:`engine.model.controller_id`) on the Job and on its pod template: the controller's informers
   select by it;
-* the annotation ``policy.agent-stack.dev/changed-by`` on the Job: every policy that changed the Job,
-  in the order it first did, as ``<name>@<digest>`` (the first 8 hex digits of the SHA-256 of the
-  policy document; ``engine validate --list`` maps a digest back to its file), ending with
-  ``stack@<engine version>``;
-* when the decision has warnings (and ``config.jobLogWarnings`` is on): an agent ``environment`` hook
-  that prints them at the top of the Buildkite job log. The hook is the pod template annotation
-  ``policy.agent-stack.dev/job-log-warnings``, projected into the first bootstrap container (the
-  checkout container, else the first command container) as a file by a ``downwardAPI`` volume, and
-  announced to the agent with ``BUILDKITE_ADDITIONAL_HOOKS_PATHS`` (agent v3.89.0 or later; an
-  older agent ignores it and the warnings stay in the annotation and the controller log).
+* when the job may have warnings (it has some already, or an enforce rule could add one; and
+  ``config.jobLogWarnings`` is on): an agent ``environment`` hook that prints them at the top of the
+  Buildkite job log. The hook is the pod template annotation ``policy.agent-stack.dev/job-log-warnings``,
+  projected into the first bootstrap container (the checkout container, else the first command
+  container) as a file by a ``downwardAPI`` volume, and announced to the agent with
+  ``BUILDKITE_ADDITIONAL_HOOKS_PATHS`` (agent v3.89.0 or later; an older agent ignores it and the
+  warnings stay in the annotation and the controller log).
+
+:func:`record_job`, after the enforce phase, writes only the record of the evaluation, which cannot
+exist before it ends: the Job's annotation ``policy.agent-stack.dev/changed-by`` (every policy that
+changed the Job, in the order it first did, as ``<name>@<digest>``: the first 8 hex digits of the
+SHA-256 of the policy document; ``engine validate --list`` maps a digest back to its file; ending with
+``stack@<engine version>``) and the final text of the warnings hook annotation. Both keys are the
+stack's own (a step's metadata cannot set them).
 """
 
 from __future__ import annotations
@@ -54,15 +61,17 @@ def policy_digest(document: JSON) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:DIGEST_LENGTH]
 
 
-def finish_job(
+def prepare_job(
     manifest: JSONObject,
-    trace: Sequence[TraceRecord],
     config: Mapping[str, JSON],
-    digests: Mapping[str, str],
     warnings: Sequence[PolicyWarning],
-    version: str,
+    *,
+    more_warnings_possible: bool,
 ) -> tuple[JSONObject, list[Change]]:
-    """The finished Job and the changes the finishing step made (absolute paths, in order)."""
+    """The Job as the enforce phase must see it, and the changes made (absolute paths, in order).
+
+    ``more_warnings_possible``: an enforce rule could still add a warning, so the hook is put in place
+    even when ``warnings`` is empty (its script then prints nothing unless one is added)."""
     changes: list[Change] = []
     result = manifest
     namespace = config.get("namespace")
@@ -72,11 +81,56 @@ def finish_job(
     if isinstance(controller_id, str) and controller_id:
         for metadata in (_JOB_METADATA, _TEMPLATE_METADATA):
             result = _set(result, (*metadata, "labels", CONTROLLER_ID_LABEL), controller_id, changes)
-    if warnings and config.get("jobLogWarnings", True) is not False:
+    if (warnings or more_warnings_possible) and config.get("jobLogWarnings", True) is not False:
         result = _add_warnings_hook(result, warnings, changes)
+    return result, changes
+
+
+def prepared_paths(config: Mapping[str, JSON]) -> list[Path]:
+    """The paths :func:`prepare_job` sets from the config (whether or not a policy had already set
+    the same value): what the enforce phase may not change."""
+    paths: list[Path] = []
+    if isinstance(config.get("namespace"), str):
+        paths.append((*_JOB_METADATA, "namespace"))
+    controller_id = config.get("id")
+    if isinstance(controller_id, str) and controller_id:
+        paths += [
+            (*metadata, "labels", CONTROLLER_ID_LABEL) for metadata in (_JOB_METADATA, _TEMPLATE_METADATA)
+        ]
+    return paths
+
+
+def record_job(
+    manifest: JSONObject,
+    trace: Sequence[TraceRecord],
+    digests: Mapping[str, str],
+    warnings: Sequence[PolicyWarning],
+    version: str,
+) -> tuple[JSONObject, list[Change]]:
+    """The Job with the record of its evaluation: the changed-by annotation, and the hook's final
+    text where :func:`prepare_job` put the hook. Nothing else changes after the enforce phase."""
+    changes: list[Change] = []
+    result = manifest
+    hook_path: Path = (*_TEMPLATE_METADATA, "annotations", WARNINGS_HOOK_ANNOTATION)
+    if isinstance(get_in(result, hook_path), str):
+        result = _set(result, hook_path, warnings_hook(warnings), changes)
     changed_by = _changed_by(trace, digests, version)
     result = _set(result, (*_JOB_METADATA, "annotations", CHANGED_BY_ANNOTATION), changed_by, changes)
     return result, changes
+
+
+def finish_job(
+    manifest: JSONObject,
+    trace: Sequence[TraceRecord],
+    config: Mapping[str, JSON],
+    digests: Mapping[str, str],
+    warnings: Sequence[PolicyWarning],
+    version: str,
+) -> tuple[JSONObject, list[Change]]:
+    """Both parts at once, on a Job no enforce rule will see (benchmarks and tests of the step)."""
+    prepared, changes = prepare_job(manifest, config, warnings, more_warnings_possible=False)
+    recorded, more = record_job(prepared, trace, digests, warnings, version)
+    return recorded, [*changes, *more]
 
 
 def _changed_by(trace: Sequence[TraceRecord], digests: Mapping[str, str], version: str) -> str:
@@ -91,13 +145,13 @@ def _changed_by(trace: Sequence[TraceRecord], digests: Mapping[str, str], versio
 
 def warnings_hook(warnings: Sequence[PolicyWarning]) -> str:
     """The ``environment`` hook script: a heading that expands its log group, then each warning,
-    shell-quoted, as ``policy/rule: message``."""
+    shell-quoted, as ``policy/rule: message``; without warnings, only the comment (it prints nothing)."""
     count = len(warnings)
+    lines = [f"# {WARNINGS_HOOK_ANNOTATION}: the policy engine's warnings about this job, first in its log"]
+    if not warnings:
+        return lines[0] + "\n"
     heading = f"+++ :warning: agent-stack-policy: {count} warning{'' if count == 1 else 's'}"
-    lines = [
-        f"# {WARNINGS_HOOK_ANNOTATION}: the policy engine's warnings about this job, first in its log",
-        f"printf '%s\\n' {shell_quote(heading)}",
-    ]
+    lines.append(f"printf '%s\\n' {shell_quote(heading)}")
     lines += [f"printf '%s\\n' {shell_quote(warning.render())}" for warning in warnings]
     return "\n".join(lines) + "\n"
 

@@ -57,7 +57,7 @@ def merge(*maps: Mapping[str, JSON] | None) -> dict[str, JSON]:
     for item in maps:
         if item is None:
             continue
-        if not isinstance(item, Mapping):
+        if not (type(item) is dict or isinstance(item, Mapping)):
             raise ValueError(f"merge() takes maps, got {type(item).__name__}")
         out.update(item)
     return out
@@ -127,10 +127,10 @@ def changed_env(
 def changed_commands(before: Sequence[Mapping[str, JSON]], after: Sequence[Mapping[str, JSON]]) -> list[str]:
     """Names of the containers in both lists (matched by name) whose ``command`` or ``args`` differ;
     an absent or null value counts as an empty list. One pass, for a check every patched job makes."""
-    earlier = {c.get("name"): c for c in before if isinstance(c, Mapping)}
+    earlier = {c.get("name"): c for c in before if (type(c) is dict or isinstance(c, Mapping))}
     changed: list[str] = []
     for container in after:
-        if not isinstance(container, Mapping):
+        if not (type(container) is dict or isinstance(container, Mapping)):
             continue
         name = container.get("name")
         old = earlier.get(name)
@@ -152,7 +152,7 @@ def lookup(value: JSON, path: str, default: JSON) -> JSON:
     """``value.a.b.c`` if every step exists (and is not null), else ``default``."""
     current = value
     for key in path.split("."):
-        if not isinstance(current, Mapping) or current.get(key) is None:
+        if not (type(current) is dict or isinstance(current, Mapping)) or current.get(key) is None:
             return default
         current = current[key]
     return current

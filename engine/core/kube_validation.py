@@ -11,8 +11,8 @@ checked here, in two passes over the manifest:
   int-or-string and an RFC 3339 time as the API decodes them), every required field present;
 * **the rules the API server's validation applies to a new Job** that policies can break: object,
   container, volume, port and env var names; label and annotation syntax; a Job's restart policy;
-  at least one container, each with an image; unique names; mounts of existing volumes; at most
-  one source per volume; pull policies.
+  at least one container, each with an image; no ephemeral containers (never allowed in a pod
+  template); unique names; mounts of existing volumes; at most one source per volume; pull policies.
 
 Each problem is a :class:`Violation` with the exact path, so the caller can name the policy and rule
 that last wrote it. The checks are compiled once per version into small checker objects (the walk
@@ -27,6 +27,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from engine.model.jsonvalue import JSON, Path, PathSegment
 from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION, KUBERNETES_VERSIONS, TABLES, union_structs
@@ -54,6 +55,10 @@ _RESTART_POLICIES = ("Never", "OnFailure")
 _INIT_CONTAINER_RESTART_POLICIES = ("Always",)
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _PROTOCOLS = ("TCP", "UDP", "SCTP")
+_EPHEMERAL_IN_TEMPLATE = (
+    "ephemeral containers are not allowed in a pod template (the API server refuses them, or drops them"
+    " unseen where the EphemeralContainers feature is off, as in v1.20)"
+)
 _TEMPLATE: Path = ("spec", "template")
 _POD: Path = ("spec", "template", "spec")
 
@@ -72,7 +77,7 @@ def validate_job(manifest: JSON, version: str = DEFAULT_KUBERNETES_VERSION) -> l
     found: list[Violation] = []
     if not isinstance(manifest, dict):
         return [Violation((), f"a Job must be an object, got {describe_value(manifest)}")]
-    checker.check(manifest, (), None, found)
+    checker.check(manifest, None, found)
     _check_job_rules(manifest, found)
     return found
 
@@ -89,19 +94,24 @@ def _structs(version: str | None) -> Mapping[str, Mapping[str, str]]:
 
 # --- structure ------------------------------------------------------------------------------------
 
+_Crumb: TypeAlias = "tuple[_Crumb, PathSegment] | None"
+"""Where a value is: ``None`` for the Job itself, else (where its parent is, its key or index). The
+walk extends a crumb by one pair per level instead of copying the whole path for every object; the
+path is spelt out only for a violation."""
+
 
 class _Checker:
     __slots__ = ()
 
-    def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
-        """Check ``value``, found at ``parent`` + ``key`` (``key`` is None at the root)."""
+    def check(self, value: JSON, where: _Crumb, found: list[Violation]) -> None:
+        """Check ``value``, found at ``where`` (see :data:`_Crumb`)."""
         raise NotImplementedError
 
 
 class _Any(_Checker):
     __slots__ = ()
 
-    def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
+    def check(self, value: JSON, where: _Crumb, found: list[Violation]) -> None:
         return
 
 
@@ -112,11 +122,9 @@ class _Scalar(_Checker):
         self.expected = expected
         self.accepts = accepts
 
-    def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
+    def check(self, value: JSON, where: _Crumb, found: list[Violation]) -> None:
         if value is not None and not self.accepts(value):
-            found.append(
-                Violation(_at(parent, key), f"expected {self.expected}, got {describe_value(value)}")
-            )
+            found.append(Violation(_path(where), f"expected {self.expected}, got {describe_value(value)}"))
 
 
 def _is_int(value: JSON) -> bool:
@@ -165,19 +173,18 @@ class _List(_Checker):
     def __init__(self, item: _Checker) -> None:
         self.item = item
 
-    def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
+    def check(self, value: JSON, where: _Crumb, found: list[Violation]) -> None:
         if value is None:
             return
-        path = _at(parent, key)
         if not isinstance(value, list):
-            found.append(Violation(path, f"expected a list, got {describe_value(value)}"))
+            found.append(Violation(_path(where), f"expected a list, got {describe_value(value)}"))
             return
         item = self.item
         for index, element in enumerate(value):
             if element is None:
-                found.append(Violation((*path, index), "a list item may not be null"))
+                found.append(Violation(_path((where, index)), "a list item may not be null"))
             else:
-                item.check(element, path, index, found)
+                item.check(element, (where, index), found)
 
 
 class _Map(_Checker):
@@ -186,16 +193,15 @@ class _Map(_Checker):
     def __init__(self, item: _Checker) -> None:
         self.item = item
 
-    def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
+    def check(self, value: JSON, where: _Crumb, found: list[Violation]) -> None:
         if value is None:
             return
-        path = _at(parent, key)
         if not isinstance(value, dict):
-            found.append(Violation(path, f"expected a map, got {describe_value(value)}"))
+            found.append(Violation(_path(where), f"expected a map, got {describe_value(value)}"))
             return
         item = self.item
         for name, element in value.items():
-            item.check(element, path, name, found)
+            item.check(element, (where, name), found)
 
 
 class _Struct(_Checker):
@@ -212,27 +218,28 @@ class _Struct(_Checker):
         self.elsewhere: dict[str, tuple[str, ...]] = {}
         """Fields this version lacks that other supported versions have -> those versions."""
 
-    def check(self, value: JSON, parent: Path, key: PathSegment | None, found: list[Violation]) -> None:
+    def check(self, value: JSON, where: _Crumb, found: list[Violation]) -> None:
         if value is None:
             return
-        path = _at(parent, key)
         if not isinstance(value, dict):
-            found.append(Violation(path, f"expected an object ({self.name}), got {describe_value(value)}"))
+            found.append(
+                Violation(_path(where), f"expected an object ({self.name}), got {describe_value(value)}")
+            )
             return
         fields, strings = self.fields, self.strings
         for name, element in value.items():
             if name in strings:  # the common case, checked inline: most fields are strings
                 if type(element) is not str and element is not None:
-                    fields[name].check(element, path, name, found)
+                    fields[name].check(element, (where, name), found)
                 continue
             field = fields.get(name)
             if field is None:
-                found.append(Violation((*path, name), self._unknown(str(name))))
+                found.append(Violation(_path((where, name)), self._unknown(str(name))))
             elif element is not None:
-                field.check(element, path, name, found)
+                field.check(element, (where, name), found)
         for name in self.required:
             if value.get(name) is None:
-                found.append(Violation((*path, name), f"required ({self.name}.{name})"))
+                found.append(Violation(_path((where, name)), f"required ({self.name}.{name})"))
 
     def _unknown(self, name: str) -> str:
         versions = self.elsewhere.get(name)
@@ -244,8 +251,13 @@ class _Struct(_Checker):
         return unknown_field_message(name, self.name, self.fields)
 
 
-def _at(parent: Path, key: PathSegment | None) -> Path:
-    return parent if key is None else (*parent, key)
+def _path(where: _Crumb) -> Path:
+    """The path a crumb stands for (built only for a violation)."""
+    segments: list[PathSegment] = []
+    while where is not None:
+        where, segment = where
+        segments.append(segment)
+    return tuple(reversed(segments))
 
 
 def unknown_field_message(key: str, struct: str, known: Mapping[str, object]) -> str:
@@ -390,6 +402,8 @@ def _check_pod(pod: dict[str, JSON], found: list[Violation]) -> None:
     containers = pod.get("containers")
     if not containers:
         found.append(Violation((*_POD, "containers"), "a pod needs at least one container"))
+    if pod.get("ephemeralContainers"):
+        found.append(Violation((*_POD, "ephemeralContainers"), _EPHEMERAL_IN_TEMPLATE))
     seen: set[str] = set()
     for key in ("initContainers", "containers"):
         for index, container in _named(pod.get(key)):
@@ -445,16 +459,13 @@ def _check_container(
                 f"must be one of {', '.join(_PULL_POLICIES)}, got {describe_value(policy)}",
             )
         )
-    for index, variable in _named(container.get("env")):
-        variable_name = variable.get("name")
-        if isinstance(variable_name, str) and _ENV_VAR_NAME.match(variable_name) is None:
-            found.append(
-                Violation(
-                    (*path, "env", index, "name"),
-                    f"{json.dumps(variable_name)} is not a valid environment variable name "
-                    "(letters, digits, '_', '-' and '.', not starting with a digit)",
-                )
-            )
+    env = container.get("env")
+    if isinstance(env, list):
+        valid = _VALID_ENV_NAMES
+        for variable in env:  # the longest list of every container: the common case first, inline
+            if isinstance(variable, dict) and variable.get("name") not in valid:
+                _check_env_names(env, path, found)
+                break
     for index, source in _named(container.get("envFrom")):
         prefix = source.get("prefix")
         if isinstance(prefix, str) and prefix and _ENV_VAR_NAME.match(prefix) is None:
@@ -521,6 +532,36 @@ def _check_container(
             elif port_name in port_names:
                 found.append(Violation((*port_path, "name"), f"duplicate port name {json.dumps(port_name)}"))
             port_names.add(port_name)
+
+
+_VALID_ENV_NAMES: set[str] = set()
+_VALID_ENV_NAMES_MAX = 20_000
+
+
+def _valid_env_name(name: str) -> bool:
+    """Whether ``name`` is an env var name the API accepts. Every job repeats the stack's few dozen
+    names in each container, so the valid ones are remembered (a bounded set)."""
+    if name in _VALID_ENV_NAMES:
+        return True
+    if _ENV_VAR_NAME.match(name) is None:
+        return False
+    if len(_VALID_ENV_NAMES) >= _VALID_ENV_NAMES_MAX:
+        _VALID_ENV_NAMES.clear()
+    _VALID_ENV_NAMES.add(name)
+    return True
+
+
+def _check_env_names(env: list[JSON], path: Path, found: list[Violation]) -> None:
+    for index, variable in _named(env):
+        name = variable.get("name")
+        if isinstance(name, str) and not _valid_env_name(name):
+            found.append(
+                Violation(
+                    (*path, "env", index, "name"),
+                    f"{json.dumps(name)} is not a valid environment variable name "
+                    "(letters, digits, '_', '-' and '.', not starting with a digit)",
+                )
+            )
 
 
 def _named(items: JSON) -> Iterator[tuple[int, dict[str, JSON]]]:

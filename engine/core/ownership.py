@@ -51,8 +51,16 @@ def locks_for(before: JSON, after: JSON, changes: Sequence[tuple[Change, Path]],
         if change.op == "remove":
             locks.append(Lock(stable_path(before, path), ABSENT, owner))
             continue
-        for leaf in _leaves(path, change.new):
-            locks.append(Lock(stable_path(after, leaf), read(after, stable_path(after, leaf)), owner))
+        # below ``path`` a leaf is reached through map keys only, which a stable path keeps as they
+        # are: the stable path and the value (by index, the same element) are found once, then each
+        # leaf's keys are followed
+        base = stable_path(after, path)
+        node = _at(after, path)
+        for leaf in _leaves((), change.new):
+            value = node
+            for key in leaf:
+                value = value.get(key, ABSENT) if isinstance(value, dict) else ABSENT
+            locks.append(Lock((*base, *leaf), value, owner))
     return locks
 
 
@@ -66,7 +74,7 @@ def first_conflict(
     """``(path, owning rule)`` of the first lock of another rule whose value ``candidate`` (the document
     after the rule, which ``before`` was before it) would change; ``path`` is the rule's own change."""
     for lock in locks:
-        if lock.owner == owner:
+        if lock.owner == owner or _untouched(before, candidate, lock.path):
             continue
         now = read(candidate, lock.path)
         if now is lock.value or (
@@ -75,6 +83,32 @@ def first_conflict(
             continue
         return _shown(lock, before, changes), lock.owner
     return None
+
+
+def _untouched(before: JSON, after: JSON, path: Sequence[StableSegment]) -> bool:
+    """Whether the rule left everything on the way to ``path`` as it was: JSON documents share the
+    sub-trees a change does not touch, so meeting the same object in both means the value there is
+    the one the lock was checked against. Most locks are decided in a step or two this way."""
+    for segment in path:
+        if before is after:
+            return True
+        if isinstance(segment, tuple):
+            if not (isinstance(before, list) and isinstance(after, list)):
+                return False
+            key, value = segment
+            before = next((e for e in before if isinstance(e, dict) and e.get(key) == value), ABSENT)
+            after = next((e for e in after if isinstance(e, dict) and e.get(key) == value), ABSENT)
+        elif isinstance(segment, int):
+            if not (isinstance(before, list) and isinstance(after, list)):
+                return False
+            before = before[segment] if 0 <= segment < len(before) else ABSENT
+            after = after[segment] if 0 <= segment < len(after) else ABSENT
+        else:
+            if not (isinstance(before, dict) and isinstance(after, dict)):
+                return False
+            before = before.get(segment, ABSENT)
+            after = after.get(segment, ABSENT)
+    return before is after
 
 
 def stable_path(document: JSON, path: Path) -> tuple[StableSegment, ...]:
@@ -111,6 +145,20 @@ def read(document: JSON, path: Sequence[StableSegment]) -> JSON | _Absent:
             if not isinstance(current, dict) or segment not in current:
                 return ABSENT
             current = current[segment]
+    return current
+
+
+def _at(document: JSON, path: Path) -> JSON | _Absent:
+    current: JSON | _Absent = document
+    for segment in path:
+        if isinstance(segment, int):
+            if not isinstance(current, list) or not 0 <= segment < len(current):
+                return ABSENT
+            current = current[segment]
+        elif isinstance(current, dict) and segment in current:
+            current = current[segment]
+        else:
+            return ABSENT
     return current
 
 

@@ -47,7 +47,7 @@ from engine.kube.errors import (
     KubeError,
 )
 from engine.kube.events import render_events
-from engine.kube.objects import list_at, name_of, namespace_of
+from engine.kube.objects import list_at, name_of, namespace_of, uid_of
 from engine.model.jsonvalue import JSONObject
 
 __all__ = [
@@ -163,9 +163,10 @@ class KubeClient:
     def _pod_path(self, namespace: str, name: str) -> str:
         return f"/api/v1/namespaces/{_segment(namespace)}/pods/{_segment(name)}"
 
-    async def create_job(self, manifest: Mapping[str, Any]) -> None:
+    async def create_job(self, manifest: Mapping[str, Any], *, want_uid: bool = False) -> str | None:
         """Create a batch/v1 Job (in its ``metadata.namespace``, else the default). The answer (the
-        stored Job) is not decoded: the informer delivers it. Raises :class:`AlreadyExistsError`,
+        stored Job) is not decoded unless ``want_uid``, which returns the new Job's UID (to own other
+        objects); otherwise the informer delivers it. Raises :class:`AlreadyExistsError`,
         :class:`InvalidObjectError` or :class:`KubeAPIError`."""
         namespace = self._ns(namespace_of(manifest))
         operation = f"create Job {namespace}/{name_of(manifest)}"
@@ -173,12 +174,53 @@ class KubeClient:
             body = wire.encode(manifest)
         except wire.EncodeError as error:
             raise InvalidObjectError(f"{operation}: the Job is not JSON: {error}", reason="Invalid") from None
-        await self._call(
+        created = await self._call(
             operation,
             Request("POST", self._job_path(namespace), body=body),
-            decode=False,
+            decode=want_uid,
             executor=self._create_executor,
         )
+        return (uid_of(created) or None) if want_uid else None
+
+    async def delete_job(self, name: str, namespace: str | None = None, *, uid: str | None = None) -> None:
+        """Delete the Job and (in the background) its pods; with ``uid``, only if it is still that Job.
+        A Job that is already gone is fine."""
+        namespace = self._ns(namespace)
+        options: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        try:
+            await self._call(
+                f"delete Job {namespace}/{name}",
+                Request("DELETE", self._job_path(namespace, name), body=wire.encode(options)),
+                decode=False,
+            )
+        except KubeAPIError as error:
+            if error.status != 404:
+                raise
+
+    async def create_secret(self, manifest: Mapping[str, Any]) -> None:
+        """Create a core/v1 Secret (in its ``metadata.namespace``, else the default). Its data is never
+        part of an error message. Raises :class:`AlreadyExistsError` or :class:`KubeAPIError`."""
+        namespace = self._ns(namespace_of(manifest))
+        await self._call(
+            f"create Secret {namespace}/{name_of(manifest)}",
+            Request("POST", f"/api/v1/namespaces/{_segment(namespace)}/secrets", body=wire.encode(manifest)),
+            decode=False,
+        )
+
+    async def delete_secret(self, name: str, namespace: str | None = None) -> None:
+        """Delete a Secret; one that is already gone is fine."""
+        namespace = self._ns(namespace)
+        try:
+            await self._call(
+                f"delete Secret {namespace}/{name}",
+                Request("DELETE", f"/api/v1/namespaces/{_segment(namespace)}/secrets/{_segment(name)}"),
+                decode=False,
+            )
+        except KubeAPIError as error:
+            if error.status != 404:
+                raise
 
     async def get_job(self, name: str, namespace: str | None = None) -> JSONObject | None:
         """The Job as the API server has it now, or ``None`` when it does not exist."""

@@ -13,6 +13,9 @@ Who uses what (keep this list true when you change the code):
     * ``create``: the scheduler creates one Job per admitted Buildkite job.
     * ``patch``: the job watcher and the completions watcher set ``activeDeadlineSeconds`` to stop a
       stalled Job or a pod whose sidecars outlive the agent.
+    * ``delete`` (Stacks API mode): the pod watcher deletes the Job of a cancelled job whose pod is
+      pending (evicting the pod alone would let the Job replace it), the job watcher one that never
+      had a pod, and the scheduler a Job whose acquisition token Secret could not be written.
 * core ``pods``
     * ``get``, ``list``, ``watch``: the Pod informer (pod watcher, completions watcher).
     * ``delete``: the pod watcher removes a pod that can never start (image pull failure) or whose
@@ -22,6 +25,9 @@ Who uses what (keep this list true when you change the code):
 * core ``secrets`` ``get``, on that one Secret only (``resourceNames``): the controller reads the agent
   token from the Secret named by config key ``agent-token-secret`` when it must acquire and fail a
   Buildkite job itself. It reads no other Secret (its GraphQL token comes from its environment).
+* core ``secrets`` ``create``, ``delete`` (Stacks API mode with ``job-acquisition-tokens``): the
+  scheduler writes each Job's acquisition token Secret, and deletes it once the Job has finished.
+  RBAC cannot limit ``create`` by name; the names are ``buildkite-jat-<job uuid>``.
 * core ``events`` ``list``: the job watcher quotes a stalled Job's events in the failure message it
   sends to Buildkite.
 * core ``podtemplates`` ``get``: with the upstream-v0.47 profile, the scheduler reads the PodTemplate a
@@ -64,8 +70,25 @@ CONTROLLER_PERMISSIONS: tuple[Permission, ...] = (
 agent-token-secret>)``: nothing the controller lacks, nothing more."""
 
 
-def controller_permissions(agent_token_secret: str) -> tuple[Permission, ...]:
-    """:data:`CONTROLLER_PERMISSIONS` for a controller whose ``agent-token-secret`` is this Secret."""
+STACKS_PERMISSIONS: tuple[Permission, ...] = (Permission("batch", "jobs", ("delete",)),)
+"""What the Stacks API mode needs on top of :data:`CONTROLLER_PERMISSIONS`."""
+ACQUISITION_TOKEN_PERMISSIONS: tuple[Permission, ...] = (
+    Permission(CORE_API_GROUP, "secrets", ("create", "delete")),
+)
+"""What job acquisition tokens need on top (their Secrets)."""
+
+
+def controller_permissions(
+    agent_token_secret: str, *, stacks: bool = False, acquisition_tokens: bool = False
+) -> tuple[Permission, ...]:
+    """:data:`CONTROLLER_PERMISSIONS` for a controller whose ``agent-token-secret`` is this Secret, plus
+    what its mode needs (``stacks``: the Stacks API mode; ``acquisition_tokens``: with job acquisition
+    tokens)."""
+    rules = CONTROLLER_PERMISSIONS
+    if stacks:
+        rules += STACKS_PERMISSIONS
+    if stacks and acquisition_tokens:
+        rules += ACQUISITION_TOKEN_PERMISSIONS
     return tuple(
         Permission(
             p.api_group,
@@ -73,5 +96,5 @@ def controller_permissions(agent_token_secret: str) -> tuple[Permission, ...]:
             p.verbs,
             tuple(agent_token_secret if name == AGENT_TOKEN_SECRET else name for name in p.resource_names),
         )
-        for p in CONTROLLER_PERMISSIONS
+        for p in rules
     )

@@ -50,6 +50,7 @@ What policies see as ``config`` (:meth:`ControllerConfig.expression_view`):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -96,6 +97,46 @@ INTERPOSERS = ("", "buildkite", "vector", "legacy")
 REQUIRED_FOR_CONTROLLER = ("agent-token-secret", "buildkite-token", "image", "namespace", "org")
 """Keys the controller cannot run without in the GraphQL mode (``engine test`` does not need them)."""
 
+# --- modes: where the controller gets its jobs (GraphQL with an API token, or the Stacks API with the
+# agent token alone). The keys, the selection rule and the per-mode checks live together here.
+
+BUILDKITE_APIS = ("", "graphql", "stacks")
+"""Accepted ``buildkite-api`` values; ``""`` chooses by the other keys (:meth:`ControllerConfig.mode`)."""
+GRAPHQL_ONLY_KEYS = ("buildkite-token", "org", "cluster-uuid", "graphql-endpoint")
+"""Keys only the GraphQL mode reads; setting one in the Stacks API mode is an error, not a no-op."""
+STACKS_ONLY_KEYS = (
+    "queue",
+    "reservation-expiry-seconds",
+    "pagination-page-size",
+    "job-acquisition-tokens",
+    "job-acquisition-token-lifetime-seconds",
+)
+"""Keys only the Stacks API mode reads; setting one in the GraphQL mode is an error."""
+DEFAULT_STACK_KEY = "agent-stack-k8s"
+"""The stack key when ``id`` is empty (upstream's default)."""
+DEFAULT_QUEUE = "_default"
+"""The Stacks API's name for a cluster's default queue (``~`` and ``-`` in ``queue`` mean it too)."""
+_DEFAULT_QUEUE_ALIASES = ("~", "-", DEFAULT_QUEUE)
+REQUIRED_FOR_STACKS = ("agent-token-secret", "image", "namespace")
+"""Keys the controller cannot run without in the Stacks API mode: the agent token is its only credential."""
+
+
+def _set_in(key: str, condition: Mapping[str, JSON]) -> dict[str, JSON]:
+    return {"required": [key], "properties": {key: dict(condition)}}
+
+
+_GRAPHQL_SELECTED: dict[str, JSON] = {
+    "anyOf": [
+        _set_in("buildkite-api", {"const": "graphql"}),
+        {
+            "properties": {"buildkite-api": {"const": ""}},
+            "anyOf": [_set_in("buildkite-token", {"minLength": 1}), _set_in("org", {"minLength": 1})],
+        },
+    ]
+}
+"""JSON-schema form of :meth:`ControllerConfig.mode` choosing GraphQL (an absent key satisfies
+``properties``, so a file without ``buildkite-api`` chooses by the token and ``org``)."""
+
 
 @dataclass(frozen=True)
 class ControllerMode:
@@ -103,13 +144,17 @@ class ControllerMode:
 
     ``selected_by`` is a JSON-schema condition on the config file that holds when the file is in this
     mode (``{}``: always); the chart's values schema is generated from it (``scripts/gen_chart_schema.py``),
-    so adding a mode here is what makes ``helm template`` require that mode's keys.
+    so adding a mode here is what makes ``helm template`` require that mode's keys. ``forbidden`` are
+    the other mode's keys, refused when set (a string key counts as set when it is not empty).
     """
 
     name: str
     description: str
     required: tuple[str, ...]
     selected_by: Mapping[str, JSON]
+    forbidden: tuple[str, ...] = ()
+    checks: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
+    """More JSON-schema conditions a file in this mode must meet (the chart schema adds them)."""
 
 
 CONTROLLER_MODES: tuple[ControllerMode, ...] = (
@@ -117,10 +162,31 @@ CONTROLLER_MODES: tuple[ControllerMode, ...] = (
         "graphql",
         "polls Buildkite's GraphQL API for scheduled jobs with an API token (buildkite-token)",
         REQUIRED_FOR_CONTROLLER,
-        {},
+        _GRAPHQL_SELECTED,
+        STACKS_ONLY_KEYS,
+        {
+            "properties": {
+                "tags": {
+                    "anyOf": [
+                        {"type": "array", "contains": {"type": "string", "pattern": "^queue="}},
+                        {"type": "string", "pattern": r"(^|,)\s*queue="},
+                    ],
+                    "description": "the GraphQL mode polls by the queue tag: tags must include queue",
+                }
+            }
+        },
+    ),
+    ControllerMode(
+        "stacks",
+        "lists, reserves and fails jobs through Buildkite's Stacks API with the cluster's agent token alone",
+        REQUIRED_FOR_STACKS,
+        {"not": _GRAPHQL_SELECTED},
+        GRAPHQL_ONLY_KEYS,
     ),
 )
-"""Every mode; the first whose condition holds is the config's mode (today there is only one)."""
+"""Every mode; the first whose condition holds is the config's mode (:meth:`ControllerConfig.mode`)."""
+MODES: Mapping[str, ControllerMode] = {mode.name: mode for mode in CONTROLLER_MODES}
+_MODE_TITLES = {"graphql": "GraphQL", "stacks": "Stacks API"}
 
 NO_COMMAND_MODIFICATION = (
     "modifying container commands or args via podSpecPatch is not supported. "
@@ -351,6 +417,21 @@ Interposer = Annotated[
 ]
 
 
+def _buildkite_api(value: Any) -> Any:
+    if isinstance(value, str) and value not in BUILDKITE_APIS:
+        valid = ", ".join(json.dumps(v) for v in BUILDKITE_APIS if v)
+        raise ValueError(f"unknown Buildkite API {json.dumps(value, ensure_ascii=False)} (valid: {valid})")
+    return value
+
+
+BuildkiteApi = Annotated[
+    str,
+    AfterValidator(_buildkite_api),
+    WithJsonSchema({"type": "string", "enum": list(BUILDKITE_APIS)}),
+    _Kind("stacks, graphql or empty"),
+]
+
+
 def _kubernetes_version(value: Any) -> Any:
     """``1.20``, ``"1.20"``, ``"v1.20.2"`` -> ``"1.20"``; a YAML ``1.20`` arrives as the float 1.2."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -431,12 +512,10 @@ def _host_port(value: str) -> str:
 
 
 def _tags(value: tuple[str, ...]) -> tuple[str, ...]:
-    tags, invalid = parse_tags(value)
+    _, invalid = parse_tags(value)
     if invalid:
         shown = ", ".join(json.dumps(tag, ensure_ascii=False) for tag in invalid)
         raise ValueError(f"entries must be key=value, not {shown}")
-    if "queue" not in tags:
-        raise ValueError("missing required tag: queue")
     return value
 
 
@@ -465,12 +544,8 @@ Tags = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {
-                    "type": "array",
-                    "items": {"type": "string", "pattern": _TAG_PATTERN},
-                    "contains": {"type": "string", "pattern": "^queue="},
-                },
-                {"type": "string", "pattern": r"(^|,)\s*queue=", "description": "comma-separated"},
+                {"type": "array", "items": {"type": "string", "pattern": _TAG_PATTERN}},
+                {"type": "string", "description": "comma-separated"},
             ]
         }
     ),
@@ -1168,6 +1243,61 @@ class ControllerConfig(_UpstreamHeadKeys):
         "Buildkite GraphQL URL; empty means the default.",
         env=True,
     )
+    # -- the Buildkite API mode (GraphQL or the Stacks API) and the Stacks API keys ------------------
+    buildkite_api: BuildkiteApi = _key(
+        "buildkite-api",
+        "",
+        "Where jobs come from: stacks (the Stacks API, with the agent token alone) or graphql (GraphQL, "
+        "with buildkite-token). Empty: graphql when buildkite-token or org is set, else stacks.",
+        env=True,
+    )
+    queue: str = _key(
+        "queue",
+        "",
+        "Stacks API mode: the cluster queue key to serve; overrides the queue tag. Empty and no queue tag "
+        "(or ~ or -): the cluster's default queue (_default).",
+        env=True,
+    )
+    reservation_expiry_seconds: Integer = _key(
+        "reservation-expiry-seconds",
+        900,
+        "Stacks API mode: how long a reserved job stays this controller's before Buildkite offers it "
+        "again, if no agent acquired it; 0 leaves it to Buildkite's default.",
+        env=True,
+        ge=0,
+        le=3600,
+    )
+    pagination_page_size: Integer = _key(
+        "pagination-page-size",
+        1000,
+        "Stacks API mode: scheduled jobs per page (1-1000).",
+        env=True,
+        ge=1,
+        le=1000,
+    )
+    query_reset_interval: Annotated[Duration, _default_unless_positive(10.0)] = _key(
+        "query-reset-interval",
+        10.0,
+        "How long a poll may go on from where the previous one stopped before a walk starts again from "
+        "the first page; <= 0 means 10s.",
+        env=True,
+    )
+    job_acquisition_tokens: bool = _key(
+        "job-acquisition-tokens",
+        False,
+        "Stacks API mode: give each pod's agent container a job acquisition token for its one job (a "
+        "Secret per Job) instead of the cluster agent token, which then never reaches a build pod.",
+        env=True,
+    )
+    job_acquisition_token_lifetime_seconds: Integer = _key(
+        "job-acquisition-token-lifetime-seconds",
+        0,
+        "Stacks API mode: lifetime asked for each job acquisition token (1-3600); 0 leaves it to "
+        "Buildkite's default (900). It ends earlier if the job's reservation does.",
+        env=True,
+        ge=0,
+        le=3600,
+    )
     profiler_address: HostPort = _key(
         "profiler-address", "", "host:port to serve profiling endpoints on; empty disables it.", env=True
     )
@@ -1299,13 +1429,65 @@ class ControllerConfig(_UpstreamHeadKeys):
 
     def controller_id(self) -> str:
         """The ``buildkite.com/controller-id`` value: ``id`` when set, else ``<namespace>.<queue>``
-        (see :mod:`engine.model.controller_id`)."""
-        tags, _ = parse_tags(self.tags)
-        return controller_id(self.id, self.namespace, tags.get("queue", ""))
+        (see :mod:`engine.model.controller_id`; the queue is :meth:`effective_queue`)."""
+        return controller_id(self.id, self.namespace, self.effective_queue())
 
     def mode(self) -> ControllerMode:
-        """How this controller gets its jobs (:data:`CONTROLLER_MODES`; today always ``graphql``)."""
-        return CONTROLLER_MODES[0]
+        """How this controller gets its jobs: ``buildkite-api`` when set; else the GraphQL mode when a
+        GraphQL token or an organization is configured (a seed-era config), else the Stacks API mode
+        (an upstream v0.28+ config: the agent token alone)."""
+        if self.buildkite_api:
+            return MODES[self.buildkite_api]
+        return MODES["graphql" if self.buildkite_token or self.org else "stacks"]
+
+    def mode_reason(self) -> str:
+        """Why :meth:`mode` chose what it chose, for the start-up log."""
+        if self.buildkite_api:
+            return f"buildkite-api is {self.buildkite_api}"
+        if self.buildkite_token:
+            return "buildkite-token is set"
+        if self.org:
+            return "org is set"
+        return "no buildkite-token or org is set"
+
+    def effective_queue(self) -> str:
+        """The queue served: the ``queue`` key (Stacks API mode), else the ``queue`` tag; in the Stacks
+        API mode an empty result, ``~`` and ``-`` mean the default queue (``_default``)."""
+        tags, _ = parse_tags(self.tags)
+        queue = self.queue or tags.get("queue", "")
+        if self.mode().name == "stacks" and (not queue or queue in _DEFAULT_QUEUE_ALIASES):
+            return DEFAULT_QUEUE
+        return queue
+
+    def stack_key(self) -> str:
+        """The Stacks API stack key: ``id``, else upstream's default ``agent-stack-k8s``."""
+        return self.id or DEFAULT_STACK_KEY
+
+    def mode_problems(self, given: Mapping[str, JSON]) -> list[tuple[str, str]]:
+        """``(key, message)`` for each key in ``given`` (the input data) set to other than its default
+        that this config's mode does not read, and for GraphQL tags without ``queue``: a key the other
+        mode needs is a mistake to point out, not one to ignore."""
+        mode = self.mode()
+        problems: list[tuple[str, str]] = []
+        fields = {str(field.alias): (name, field) for name, field in type(self).model_fields.items()}
+        for key in mode.forbidden:
+            name, field = fields[key]
+            if given.get(key) is None or getattr(self, name) == field.default:
+                continue  # absent, or the default (a full dump of a config names every key)
+            other = "stacks" if mode.name == "graphql" else "graphql"
+            problems.append(
+                (
+                    key,
+                    f"only the {_MODE_TITLES[other]} mode reads this key, but the controller runs the "
+                    f"{_MODE_TITLES[mode.name]} mode ({self.mode_reason()}); remove it, or set "
+                    f"buildkite-api: {other}",
+                )
+            )
+        if mode.name == "graphql":
+            tags, _ = parse_tags(self.tags)
+            if "queue" not in tags:
+                problems.append(("tags", "missing required tag: queue (the GraphQL mode polls by it)"))
+        return problems
 
     def missing_required_for_controller(self) -> list[str]:
         """One ``key: message`` line per key the controller needs in its mode but that is empty."""
@@ -1453,13 +1635,18 @@ def _validate(
         if located is not None:  # in file order, as an editor shows them
             lines.sort(key=lambda line: _position_of(line, source))
         raise ConfigError(lines) from None
-    problems = _head_key_problems(config)
-    if problems:
-        lines = [
-            f"{origins.get(str(path[0])) or _where(source, located, path, key=False)}: "
-            f"{render_path(path)}: {message}"
-            for path, message in problems
-        ]
+    lines = [
+        f"{origins.get(key) or _where(source, located, (key,), key=True)}: {key}: {message}"
+        for key, message in config.mode_problems(data)
+    ]
+    lines += [
+        f"{origins.get(str(path[0])) or _where(source, located, path, key=False)}: "
+        f"{render_path(path)}: {message}"
+        for path, message in _head_key_problems(config)
+    ]
+    if lines:
+        if located is not None:
+            lines.sort(key=lambda line: _position_of(line, source))
         raise ConfigError(lines)
     return config
 

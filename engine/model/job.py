@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.model.acquisition_token import acquisition_token_secret_name
 from engine.model.jsonvalue import JSON, JSONObject
 from engine.model.limits import (
     MAX_JOB_BYTES,
@@ -385,6 +386,7 @@ def job_facts(job: BuildkiteJob, *, head: bool = False) -> dict[str, JSON]:
         "hasKubernetesPlugin": plugins.has_kubernetes,
         "otherPlugins": list(plugins.others),
         "otherPluginsJson": plugins.others_json,
+        "acquisitionTokenSecret": acquisition_token_secret_name(job.uuid),
     }
     if job.scheduled_at is not None:
         job_view["scheduledAt"] = job.scheduled_at

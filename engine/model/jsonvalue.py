@@ -7,6 +7,7 @@ a new one that may share unchanged sub-trees with the input, so no caller ever n
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -37,7 +38,22 @@ class Change:
 
 
 def render_path(path: Path) -> str:
-    """Render a path as ``spec.template.spec.containers[0].env[3].value`` for humans."""
+    """Render a path as ``spec.template.spec.containers[0].env[3].value`` for humans.
+
+    Every change of every job is traced with its rendered path, and jobs share their shapes, so the
+    renderings are cached (bounded)."""
+    try:
+        return _render_cached(path)
+    except TypeError:  # a segment that is not hashable: render it without the cache
+        return _render(path)
+
+
+@functools.lru_cache(maxsize=8192)
+def _render_cached(path: Path) -> str:
+    return _render(path)
+
+
+def _render(path: Path) -> str:
     out: list[str] = []
     for seg in path:
         if isinstance(seg, int):

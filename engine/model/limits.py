@@ -19,6 +19,7 @@ and finite doubles. JSON allows more (``1e400``, ``123456789012345678901234``; P
 from __future__ import annotations
 
 import math
+from typing import TypeAlias
 
 from engine.model.jsonvalue import JSON, Path, render_path
 
@@ -31,26 +32,50 @@ INT64_MAX = 2**63 - 1
 
 def json_problem(value: JSON, reserved_keys: frozenset[str] = frozenset()) -> str | None:
     """The first reason ``value`` is unusable (too deep, a number out of range, a reserved key), or
-    ``None``. Iterative, so it is safe on any input ``json.loads`` returned."""
-    stack: list[tuple[JSON, Path]] = [(value, ())]
+    ``None``. Iterative, so it is safe on any input ``json.loads`` returned.
+
+    It runs on every job's plugins, so only maps and lists go on the walk's stack (scalars are judged
+    where they are met), each with its depth and a crumb ``(parent's crumb, key)`` from which a path
+    is spelt out only for a problem."""
+    if not isinstance(value, dict | list):
+        return _scalar_problem(value, None)
+    stack: list[tuple[JSON, int, _Crumb]] = [(value, 0, None)]
     while stack:
-        item, path = stack.pop()
-        if isinstance(item, dict | list) and len(path) >= MAX_NESTING_DEPTH:
-            return f"nested more than {MAX_NESTING_DEPTH} levels deep (at {_where(path)})"
-        if isinstance(item, dict):
-            for key, member in item.items():
-                if key in reserved_keys:
-                    return f"{_where((*path, key))}: the key {key!r} is reserved for the stack"
-                stack.append((member, (*path, key)))
-        elif isinstance(item, list):
-            stack.extend((member, (*path, index)) for index, member in enumerate(item))
-        elif isinstance(item, bool) or item is None or isinstance(item, str):
-            continue
-        elif isinstance(item, int):
-            if not INT64_MIN <= item <= INT64_MAX:
-                return f"{_where(path)}: the integer {item} does not fit in 64 bits"
-        elif isinstance(item, float) and not math.isfinite(item):
-            return f"{_where(path)}: the number {item} is not a finite number"
+        item, depth, where = stack.pop()
+        if depth >= MAX_NESTING_DEPTH:
+            return f"nested more than {MAX_NESTING_DEPTH} levels deep (at {_where(_path(where))})"
+        members = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, member in members:
+            if key in reserved_keys and isinstance(item, dict):
+                return f"{_where(_path((where, key)))}: the key {key!r} is reserved for the stack"
+            if isinstance(member, dict | list):
+                stack.append((member, depth + 1, (where, key)))
+            elif not (member is None or isinstance(member, str | bool)):
+                problem = _scalar_problem(member, (where, key))
+                if problem is not None:
+                    return problem
+    return None
+
+
+_Crumb: TypeAlias = "tuple[_Crumb, str | int] | None"
+
+
+def _path(where: _Crumb) -> Path:
+    segments: list[str | int] = []
+    while where is not None:
+        where, segment = where
+        segments.append(segment)
+    return tuple(reversed(segments))
+
+
+def _scalar_problem(item: JSON, where: _Crumb) -> str | None:
+    if isinstance(item, bool) or item is None or isinstance(item, str):
+        return None
+    if isinstance(item, int):
+        if not INT64_MIN <= item <= INT64_MAX:
+            return f"{_where(_path(where))}: the integer {item} does not fit in 64 bits"
+    elif isinstance(item, float) and not math.isfinite(item):
+        return f"{_where(_path(where))}: the number {item} is not a finite number"
     return None
 
 

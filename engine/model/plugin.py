@@ -67,8 +67,25 @@ def unknown_plugin_field_problems(config: JSON, *, head: bool = False) -> list[t
     field of the same object is close (the words ``engine lint`` uses); ``head`` as for
     :func:`check_plugin`."""
     found: list[tuple[str, str]] = []
-    (_PLUGIN_HEAD if head else _PLUGIN).unknown(config, (), found)
+    (_PLUGIN_HEAD if head else _PLUGIN).unknown(config, (), found, False)
     return found
+
+
+_PATCH_ROOT = "podSpecPatch"
+"""The plugin field that is a strategic merge patch: its directives are fields the engine applies."""
+_LIST_DIRECTIVE_PREFIXES = ("$setElementOrder/", "$deleteFromPrimitiveList/")
+
+
+def _is_patch_directive(key: str, fields: dict[str, _Checker]) -> bool:
+    """Whether ``key`` is a strategic merge patch directive of an object with ``fields``: ``$patch``,
+    ``$retainKeys``, or ``$setElementOrder/F`` / ``$deleteFromPrimitiveList/F`` for a list field F
+    (the engine applies these as ``kubectl patch`` does, so they are not dropped)."""
+    if key in ("$patch", "$retainKeys"):
+        return True
+    for prefix in _LIST_DIRECTIVE_PREFIXES:
+        if key.startswith(prefix):
+            return isinstance(fields.get(key.removeprefix(prefix)), _List)
+    return False
 
 
 def plugin_warnings(config: JSON, *, head: bool = False) -> list[str]:
@@ -133,8 +150,9 @@ class _Checker:
     def check(self, value: JSON, parent: Path, key: PathSegment | None, problems: list[str]) -> None:
         raise NotImplementedError
 
-    def unknown(self, value: JSON, path: Path, found: list[tuple[str, str]]) -> None:
-        """Scalars hold no fields, so nothing here is unknown."""
+    def unknown(self, value: JSON, path: Path, found: list[tuple[str, str]], patch: bool) -> None:
+        """Scalars hold no fields, so nothing here is unknown. ``patch``: ``value`` is inside a
+        strategic merge patch, where directives are known keys."""
 
 
 class _Any(_Checker):
@@ -267,10 +285,10 @@ class _List(_Checker):
             if element is not None:
                 item.check(element, path, index, problems)
 
-    def unknown(self, value: JSON, path: Path, found: list[tuple[str, str]]) -> None:
+    def unknown(self, value: JSON, path: Path, found: list[tuple[str, str]], patch: bool) -> None:
         if isinstance(value, list):
             for index, element in enumerate(value):
-                self.item.unknown(element, (*path, index), found)
+                self.item.unknown(element, (*path, index), found, patch)
 
 
 class _Map(_Checker):
@@ -291,10 +309,10 @@ class _Map(_Checker):
             if element is not None:
                 item.check(element, path, name, problems)
 
-    def unknown(self, value: JSON, path: Path, found: list[tuple[str, str]]) -> None:
+    def unknown(self, value: JSON, path: Path, found: list[tuple[str, str]], patch: bool) -> None:
         if isinstance(value, dict):
             for name, element in value.items():
-                self.item.unknown(element, (*path, name), found)
+                self.item.unknown(element, (*path, name), found, patch)
 
 
 class _Struct(_Checker):
@@ -326,15 +344,17 @@ class _Struct(_Checker):
                 if field is not None:
                     field.check(element, path, name, problems)
 
-    def unknown(self, value: JSON, path: Path, found: list[tuple[str, str]]) -> None:
+    def unknown(self, value: JSON, path: Path, found: list[tuple[str, str]], patch: bool) -> None:
         if not isinstance(value, dict):
             return
         fields, nested = self.fields, self.nested
         for name, element in value.items():
             if name not in fields:
-                found.append((render_path((*path, name)), unknown_field_message(str(name), list(fields))))
+                if not (patch and _is_patch_directive(str(name), fields)):
+                    found.append((render_path((*path, name)), unknown_field_message(str(name), list(fields))))
             elif name in nested:
-                nested[name].unknown(element, (*path, name), found)
+                in_patch = patch or (not path and name == _PATCH_ROOT)
+                nested[name].unknown(element, (*path, name), found, in_patch)
 
 
 def _holds_structs(checker: _Checker) -> bool:

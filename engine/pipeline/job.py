@@ -11,7 +11,7 @@ What Buildkite does, and this reproduces:
 * ``command``/``commands`` (a string or a list) join with newlines into ``command`` and
   ``BUILDKITE_COMMAND``;
 * ``agents`` (a map or ``k=v`` list) at pipeline level, then step level (a step's key wins) become
-  ``agentQueryRules``;
+  ``agentQueryRules``; a list that gives a name twice keeps both, as Buildkite does;
 * ``env`` at pipeline level, then step level (a step's value wins), come after the ``BUILDKITE_*``
   variables Buildkite sets; a name already set is replaced in place;
 * ``plugins`` become ``BUILDKITE_PLUGINS`` (:mod:`engine.pipeline.plugins`);
@@ -149,8 +149,9 @@ def job_from_step(pipeline: Pipeline, step: PipelineStep, context: BuildContext 
     for source, value in ((pipeline.env, "env"), (fields.get("env"), f"{where}.env")):
         env.update(_env_map(source, value))
 
-    agents = _agents(pipeline.agents, "agents")
-    agents.update(_agents(fields.get("agents"), f"{where}.agents"))
+    agents = _merged_agents(
+        _agents(pipeline.agents, "agents"), _agents(fields.get("agents"), f"{where}.agents")
+    )
     priority = fields.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise PipelineJobError(f"{where}.priority: expected an integer, got {priority!r}")
@@ -159,7 +160,7 @@ def job_from_step(pipeline: Pipeline, step: PipelineStep, context: BuildContext 
         "uuid": job_uuid,
         "command": command,
         "env": [f"{name}={value}" for name, value in env.items()],
-        "agentQueryRules": [f"{name}={value}" for name, value in agents.items()],
+        "agentQueryRules": [f"{name}={value}" for name, value in agents],
         "scheduledAt": SCHEDULED_AT,
         "priority": {"number": priority},
         "label": label,
@@ -227,22 +228,42 @@ def _env_map(value: JSON, where: str) -> dict[str, str]:
     raise PipelineJobError(f"{where}: expected a map of variables, got {type(value).__name__}")
 
 
-def _agents(value: JSON, where: str) -> dict[str, str]:
+def _agents(value: JSON, where: str) -> list[tuple[str, str]]:
+    """The ``(name, value)`` tags of an ``agents`` block in order; a list keeps a name given twice, as
+    Buildkite's agent query rules do (the default policy agent-tags refuses such a job, so a dry run
+    must show it too)."""
     if value is None:
-        return {}
+        return []
     if isinstance(value, dict):
-        return {str(name): _scalar_text(item, f"{where}.{name}") for name, item in value.items()}
+        return [(str(name), _scalar_text(item, f"{where}.{name}")) for name, item in value.items()]
     if isinstance(value, list):
-        out: dict[str, str] = {}
+        out: list[tuple[str, str]] = []
         for index, entry in enumerate(value):
             if not isinstance(entry, str):
                 raise PipelineJobError(f"{where}[{index}]: expected a key=value string")
             name, sep, text = entry.partition("=")
-            out[name] = text if sep else "true"
+            out.append((name, text if sep else "true"))
         return out
     if isinstance(value, str):
         return _agents(value.split(","), where)
     raise PipelineJobError(f"{where}: expected a map of agent tags, got {type(value).__name__}")
+
+
+def _merged_agents(pipeline: list[tuple[str, str]], step: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The pipeline's tags with the step's: a name the step gives replaces the pipeline's in its place
+    (by every entry the step gives for it), the step's other names follow in the step's order."""
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for name, value in step:
+        by_name.setdefault(name, []).append((name, value))
+    merged: list[tuple[str, str]] = []
+    for name, value in pipeline:
+        if name not in by_name:
+            merged.append((name, value))
+        elif not any(entry[0] == name for entry in merged):
+            merged.extend(by_name[name])
+    placed = {name for name, _ in merged}
+    merged.extend(entry for entry in step if entry[0] not in placed)
+    return merged
 
 
 def _scalar_text(value: JSON, where: str) -> str:

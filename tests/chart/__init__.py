@@ -224,6 +224,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("external-secret", ("external-secret.yaml",), ()),
     Scenario("metrics", ("metrics.yaml",)),
     Scenario(
+        "stacks-api-agent-token-only",
+        (),
+        ("--set", f"agentToken={AGENT_TOKEN}", "--set", "config.queue=kubernetes", "--set", "replicaCount=2"),
+    ),
+    Scenario(
         "existing-service-account-roll-on-policy-change",
         ("policies-inline.yaml",),
         (

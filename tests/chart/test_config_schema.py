@@ -76,7 +76,7 @@ def helm_error(values: str, tmp_path: Path) -> str:
 
 
 REFUSED = [
-    ("missing-org", "config: {prometheus-port: 9216}", "at '/config/org': minLength: got 0, want 1"),
+    ("missing-org", "config: {prometheus-port: 9216}", "at '/config': missing property 'org'"),
     ("typo", "config: {org: o, max-inflight: 10}", "additional properties 'max-inflight' not allowed"),
     ("nested-typo", "config: {org: o, agent-config: {no-htp2: true}}", "additional properties 'no-htp2'"),
     ("type", "config: {org: o, max-in-flight: lots}", "at '/config/max-in-flight'"),

@@ -7,7 +7,9 @@ from collections.abc import Iterable
 import pytest
 
 from engine.kube.permissions import Permission, controller_permissions
+from engine.model.config import parse_config
 from tests.chart import (
+    ORG,
     RELEASE_NAMESPACE,
     TOKENS,
     Manifest,
@@ -47,8 +49,13 @@ def grants_of_permissions(permissions: Iterable[Permission]) -> list[Grant]:
 
 
 def expected_grants(manifests: list[Manifest]) -> list[Grant]:
-    token_secret = rendered_config(manifests)["agent-token-secret"]
-    return sorted(grants_of_permissions(controller_permissions(token_secret)))
+    config = parse_config(rendered_config(manifests), "rendered config")
+    permissions = controller_permissions(
+        config.agent_token_secret,
+        stacks=config.mode().name == "stacks",
+        acquisition_tokens=config.job_acquisition_tokens,
+    )
+    return sorted(grants_of_permissions(permissions))
 
 
 def test_role_rules_equal_controller_permissions_exactly() -> None:
@@ -63,14 +70,14 @@ def test_role_rules_equal_controller_permissions_exactly() -> None:
     "set_args",
     [
         (*TOKENS, "--set", "config.agent-token-secret=my-token"),
-        ("--set", "agentStackSecret=existing"),
+        ("--set", "agentStackSecret=existing", "--set", f"config.org={ORG}"),
     ],
     ids=["agent-token-secret in config", "existing secret"],
 )
 def test_the_controller_may_get_exactly_the_secret_it_reads(set_args: tuple[str, ...]) -> None:
     manifests = render(set_args=set_args)
     secret_rules = [r for r in one_of_kind(manifests, "Role")["rules"] if r["resources"] == ["secrets"]]
-    (rule,) = secret_rules
+    (rule,) = [r for r in secret_rules if "get" in r["verbs"]]
     assert rule["resourceNames"] == [rendered_config(manifests)["agent-token-secret"]]
     assert rule["verbs"] == ["get"]
     assert sorted(grants_of_rules(one_of_kind(manifests, "Role")["rules"])) == expected_grants(manifests)

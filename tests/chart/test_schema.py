@@ -47,14 +47,20 @@ def test_every_top_level_value_in_values_yaml_is_described() -> None:
     assert set(defaults) <= described
 
 
-def test_missing_tokens_are_refused_naming_both() -> None:
+def test_a_missing_agent_token_is_refused() -> None:
     error = template_error(set_args=())
+    assert "/agentToken" in error
+    assert "/graphqlToken" not in error  # the Stacks API mode needs no GraphQL token
+
+
+def test_missing_tokens_of_the_graphql_mode_are_refused_naming_both() -> None:
+    error = template_error(set_args=("--set", "config.org=o"))
     assert "/agentToken" in error
     assert "/graphqlToken" in error
 
 
-def test_missing_graphql_token_alone_is_refused() -> None:
-    error = template_error(set_args=("--set", "agentToken=only-this"))
+def test_missing_graphql_token_alone_is_refused_in_the_graphql_mode() -> None:
+    error = template_error(set_args=("--set", "agentToken=only-this", "--set", "config.org=o"))
     assert "/graphqlToken" in error
     assert "/agentToken" not in error
 
@@ -71,7 +77,7 @@ def test_an_empty_existing_secret_name_does_not_count() -> None:
 @pytest.mark.parametrize(
     ("set_args", "path"),
     [
-        (("--set", "replicaCount=2"), "/replicaCount"),
+        (("--set", "replicaCount=-1"), "/replicaCount"),
         (("--set", "config=text"), "/config"),
         (("--set", "config.prometheus-port=metrics"), "/config/prometheus-port"),
         (("--set", "config.max-in-flight=-1"), "/config/max-in-flight"),

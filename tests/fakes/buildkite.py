@@ -9,8 +9,11 @@ is the wire contract, not a mock's expectations:
 * the Agent REST API implements register → connect → acquire → start → chunks → finish → disconnect
   with the checks Buildkite makes (tokens, job state, agent tags, gzip'd log chunks whose size matches);
 * job states move SCHEDULED → ACCEPTED (acquire) → RUNNING (start) → FINISHED (finish), or CANCELED;
-* ``faults`` (:class:`FaultInjector`) makes either API answer 500s, 429 with ``Retry-After`` or hang,
-  for a number of requests or until cleared, for the controller's fault tests.
+* the Stacks API (``/v3/token``, ``/v3/stacks/...``; :mod:`tests.fakes.stacks`, reached as
+  ``fake.stacks``) lists, reserves, describes and finishes the same jobs, with exclusive reservations
+  that expire, notifications and job acquisition tokens;
+* ``faults`` (:class:`FaultInjector`) makes any of the three APIs answer 500s, 429 with ``Retry-After``
+  or hang, for a number of requests or until cleared, for the controller's fault tests.
 
 Use it from synchronous code (``with FakeBuildkite() as bk:`` runs the server on a background thread
 with its own event loop) or from async tests (``async with FakeBuildkite() as bk:`` serves on the
@@ -46,6 +49,7 @@ from graphql import (
 )
 
 from engine.buildkite.schema import schema_sdl
+from tests.fakes.stacks import FakeStacksAPI, stacks_operation
 
 __all__ = [
     "DEFAULT_AGENT_TOKEN",
@@ -127,6 +131,8 @@ class _Agent:
     connected: bool = False
     disconnected: bool = False
     job_uuid: str | None = None
+    acquisition_job: str | None = None
+    """The one job this agent may acquire, when it registered with a job acquisition token."""
 
 
 @dataclass
@@ -183,6 +189,8 @@ class FakeJob:
     node: JSONDict
     """The wire-shape ``JobTypeCommand`` node as the scheduled-jobs query returns it."""
     chunks_failed_count: int | None
+    reserved_by: str | None = None
+    """The stack holding a live Stacks API reservation of the job."""
 
 
 @dataclass(frozen=True)
@@ -202,7 +210,7 @@ class FakeAgent:
 class RecordedRequest:
     """One HTTP request the fake served, with the status it answered."""
 
-    api: Literal["graphql", "agent"]
+    api: Literal["graphql", "agent", "stacks"]
     method: str
     path: str
     query: Mapping[str, str]
@@ -216,6 +224,8 @@ class RecordedRequest:
     """The parsed JSON the fake answered with (``None`` for a non-JSON answer)."""
     received_at: float = 0.0
     """``time.monotonic()`` when the request arrived."""
+    raw_path: str = ""
+    """The path as sent, before percent-decoding."""
 
 
 @dataclass
@@ -250,6 +260,7 @@ class FakeBuildkite:
         self._graphql_injections: list[_Injection] = []
         self._agent_injections: dict[str, list[_Injection]] = {step: [] for step in AGENT_STEPS}
         self.faults = FaultInjector(self)
+        self.stacks = FakeStacksAPI(self)
         self._seq = itertools.count(1)
         self._build_numbers: Counter[str] = Counter()
         self._schema = _executable_schema(self)
@@ -288,6 +299,7 @@ class FakeBuildkite:
         app.router.add_put("/v3/jobs/{id}/start", self._start)
         app.router.add_post("/v3/jobs/{id}/chunks", self._chunk)
         app.router.add_put("/v3/jobs/{id}/finish", self._finish)
+        self.stacks.add_routes(app)
         # auto_decompress off: the fake checks that log chunks really arrive gzip'd.
         runner = web.AppRunner(app, auto_decompress=False, access_log=None)
         await runner.setup()
@@ -466,6 +478,7 @@ class FakeBuildkite:
                 env=tuple(job.env),
                 node=_wire_node(job),
                 chunks_failed_count=job.chunks_failed_count,
+                reserved_by=self.stacks.reserved_by(job.uuid),
             )
 
     def jobs(self, state: str | None = None) -> list[FakeJob]:
@@ -525,6 +538,14 @@ class FakeBuildkite:
     def agent_requests(self, step: str | None = None) -> list[RecordedRequest]:
         return [
             r for r in self.requests if r.api == "agent" and (step is None or _agent_step(r.path) == step)
+        ]
+
+    def stacks_requests(self, operation: str | None = None) -> list[RecordedRequest]:
+        """Requests to the Stacks API (``operation`` as in :data:`tests.fakes.stacks.STACK_OPERATIONS`)."""
+        return [
+            r
+            for r in self.requests
+            if r.api == "stacks" and (operation is None or stacks_operation(r.method, r.path) == operation)
         ]
 
     def inject_rate_limit(self, count: int = 1, retry_after: float | str | None = 5) -> None:
@@ -723,7 +744,9 @@ class FakeBuildkite:
         with self._lock:
             if (failure := self._agent_gate("register", request)) is not None:
                 return failure
-            if _token(request) != self.agent_token:
+            token = _token(request)
+            acquisition_job = self.stacks.job_for_token(token)
+            if token != self.agent_token and acquisition_job is None:
                 return _message(401, "Invalid agent registration token")
             if not isinstance(body, dict) or not isinstance(body.get("name"), str):
                 return _message(422, "name is required")
@@ -736,6 +759,7 @@ class FakeBuildkite:
                 access_token=f"fake-access-{uuid_module.uuid4().hex}",
                 meta_data=list(meta_data),
                 registration=body,
+                acquisition_job=acquisition_job,
             )
             self._agents[agent.uuid] = agent
             return web.json_response(
@@ -792,12 +816,16 @@ class FakeBuildkite:
             if job.state != "SCHEDULED":
                 self.counters["agent.acquire_rejected"] += 1
                 return _message(422, f"Job is {job.state.lower()} and cannot be acquired")
+            if agent.acquisition_job is not None and agent.acquisition_job != job.uuid:
+                self.counters["agent.acquire_rejected"] += 1
+                return _message(422, "This agent's job acquisition token is for another job")
             if not _tags_satisfy(agent.meta_data, job.agent_query_rules):
                 self.counters["agent.acquire_rejected"] += 1
                 return _message(422, "The agent's tags do not match the job's agent query rules")
             job.state = "ACCEPTED"
             job.agent_uuid = agent.uuid
             agent.job_uuid = job.uuid
+            self.stacks.acquired(job.uuid)
             env = dict(entry.split("=", 1) for entry in job.env if "=" in entry)
             return web.json_response(
                 {
@@ -910,7 +938,7 @@ class FakeBuildkite:
                 body = json.loads(raw or b"null")
             except ValueError:
                 body = raw
-        api: Literal["graphql", "agent"] = "graphql" if request.path == "/v1" else "agent"
+        api = _api_of(request)
         operation = body.get("operationName") if api == "graphql" and isinstance(body, dict) else None
         variables = body.get("variables") if api == "graphql" and isinstance(body, dict) else None
         with self._lock:
@@ -927,6 +955,7 @@ class FakeBuildkite:
                     variables=variables if isinstance(variables, dict) else None,
                     response=_json_of(response),
                     received_at=received_at,
+                    raw_path=request.raw_path.split("?", 1)[0],
                 )
             )
         return response
@@ -1242,7 +1271,17 @@ def _agent_step(path: str) -> str:
 
 # -- fault injection: outages, throttling and hangs, per API ---------------------------------------
 
-FaultAPI = Literal["graphql", "agent"]
+FaultAPI = Literal["graphql", "agent", "stacks"]
+FAULT_APIS: tuple[FaultAPI, ...] = ("graphql", "agent", "stacks")
+
+
+def _api_of(request: web.Request) -> FaultAPI:
+    """Which of the fake's APIs a request is for."""
+    if request.path == "/v1":
+        return "graphql"
+    return "stacks" if stacks_operation(request.method, request.path) is not None else "agent"
+
+
 HANG_STATUS = 504
 """What a hung request finally answers (if the client is still there): a gateway timeout."""
 _HANG_POLL_SECONDS = 0.05
@@ -1262,6 +1301,12 @@ class Fault:
     only: str | None
     hits: int = 0
     released: bool = False
+    passes: bool = False
+    """A hold: once released, the request goes on to the fake as if nothing happened."""
+
+    def release(self) -> None:
+        """Let the requests this fault holds go on (a hang answers 504, a hold is served)."""
+        self.released = True
 
 
 class FaultInjector:
@@ -1297,6 +1342,11 @@ class FaultInjector:
         """Hold the next ``count`` requests to ``api`` for ``seconds`` (or until cleared), then answer 504."""
         return self._add(Fault(api, None, seconds, None, count, only))
 
+    def hold(self, api: FaultAPI, *, count: int | None = None, only: str | None = None) -> Fault:
+        """Hold the next ``count`` requests to ``api`` until :meth:`Fault.release` (or :meth:`clear`),
+        then serve them normally: a slow network or server, for making two clients' calls overlap."""
+        return self._add(Fault(api, None, 3600.0, None, count, only, passes=True))
+
     def clear(self, api: FaultAPI | None = None) -> None:
         """Remove the faults of ``api`` (of both APIs when ``None``) and let hung requests go."""
         with self._lock:
@@ -1311,8 +1361,8 @@ class FaultInjector:
             return sum(fault.hits for fault in self._faults if api is None or fault.api == api)
 
     def _add(self, fault: Fault) -> Fault:
-        if fault.api not in ("graphql", "agent"):
-            raise ValueError(f"unknown API {fault.api!r}; expected graphql or agent")
+        if fault.api not in FAULT_APIS:
+            raise ValueError(f"unknown API {fault.api!r}; expected one of {', '.join(FAULT_APIS)}")
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -1335,7 +1385,7 @@ class FaultInjector:
     async def middleware(
         self, request: web.Request, handler: Callable[[web.Request], Any]
     ) -> web.StreamResponse:
-        api: FaultAPI = "graphql" if request.path == "/v1" else "agent"
+        api = _api_of(request)
         fault = self._take(api, await _request_name(api, request))
         if fault is None:
             return cast(web.StreamResponse, await handler(request))
@@ -1344,6 +1394,8 @@ class FaultInjector:
             until = loop.time() + fault.hang_seconds
             while not fault.released and loop.time() < until:
                 await asyncio.sleep(_HANG_POLL_SECONDS)
+            if fault.passes:
+                return cast(web.StreamResponse, await handler(request))
             return _fault_response(api, HANG_STATUS, "Injected hang: no answer in time", None)
         return _fault_response(
             api, fault.status, f"Injected failure (HTTP {fault.status})", fault.retry_after
@@ -1354,6 +1406,8 @@ async def _request_name(api: FaultAPI, request: web.Request) -> str | None:
     """The GraphQL operation name, or the agent API step, a request is for."""
     if api == "agent":
         return _agent_step(request.path)
+    if api == "stacks":
+        return stacks_operation(request.method, request.path)
     body = await _json_body(request)
     name = body.get("operationName") if isinstance(body, dict) else None
     return name if isinstance(name, str) else None

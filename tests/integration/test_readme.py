@@ -51,14 +51,21 @@ def test_helm_install_command_renders() -> None:
         if os.environ.get("REQUIRE_KUBE") == "1":
             pytest.fail("helm is missing: run scripts/install-helm.sh")
         pytest.skip("helm is missing: run scripts/install-helm.sh")
-    [install] = [b for b in BLOCKS if b.startswith("helm install")]
-    command = install.strip().replace("helm install", f"{helm} template", 1).replace("--create-namespace", "")
-    result = _run(
-        command, {"BUILDKITE_AGENT_TOKEN": "agent-token", "BUILDKITE_GRAPHQL_TOKEN": "graphql-token"}
-    )
-    assert result.returncode == 0, result.stderr
-    kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
-    assert {"Deployment", "ConfigMap", "Secret", "Role"} <= kinds
+    installs = [b for b in BLOCKS if b.startswith("helm install")]
+    assert len(installs) == 2  # the agent token alone (Stacks API), and with a GraphQL token
+    secrets = []
+    for install in installs:
+        command = (
+            install.strip().replace("helm install", f"{helm} template", 1).replace("--create-namespace", "")
+        )
+        result = _run(
+            command, {"BUILDKITE_AGENT_TOKEN": "agent-token", "BUILDKITE_GRAPHQL_TOKEN": "graphql-token"}
+        )
+        assert result.returncode == 0, result.stderr
+        documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+        assert {"Deployment", "ConfigMap", "Secret", "Role"} <= {doc["kind"] for doc in documents}
+        secrets.append(sum(doc["kind"] == "Secret" for doc in documents))
+    assert secrets == [1, 2]  # no GraphQL token Secret without a GraphQL token
 
 
 def test_policy_example_in_the_readme_is_valid(tmp_path: Path) -> None:

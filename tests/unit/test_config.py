@@ -112,6 +112,17 @@ DEFAULTS = {
     "kubernetes-version": "1.20",
     "job-log-warnings": True,
     "additional-redacted-vars": [],
+    **(
+        API_MODE_DEFAULTS := {  # the Buildkite API mode and the Stacks API keys
+            "buildkite-api": "",
+            "queue": "",
+            "reservation-expiry-seconds": 900,
+            "pagination-page-size": 1000,
+            "query-reset-interval": "10s",
+            "job-acquisition-tokens": False,
+            "job-acquisition-token-lifetime-seconds": 0,
+        }
+    ),
 }
 
 
@@ -197,6 +208,7 @@ def test_upstream_example_decodes_to_exactly_these_values() -> None:
             "labels": {"argocd.argoproj.io/tracking-id": "example-id-here"},
         },
         "pod-spec-patch": UPSTREAM_POD_SPEC_PATCH,
+        **API_MODE_DEFAULTS,
     }
     assert (config.job_ttl, config.image_pull_backoff_grace_period, config.poll_interval) == (
         300.0,
@@ -221,11 +233,19 @@ def test_minimal_example_needs_only_the_token_from_the_environment() -> None:
 
 
 def test_missing_required_lists_every_empty_required_key() -> None:
-    config = parse_config({"agent-token-secret": "", "image": "", "namespace": ""}, "x")
-    assert [line.split(":")[0] for line in config.missing_required_for_controller()] == [
+    graphql = parse_config(
+        {"buildkite-api": "graphql", "agent-token-secret": "", "image": "", "namespace": ""}, "x"
+    )
+    assert [line.split(":")[0] for line in graphql.missing_required_for_controller()] == [
         "agent-token-secret",
         "buildkite-token",
         "org",
+        "image",
+        "namespace",
+    ]
+    stacks = parse_config({"agent-token-secret": "", "image": "", "namespace": ""}, "x")
+    assert [line.split(":")[0] for line in stacks.missing_required_for_controller()] == [
+        "agent-token-secret",
         "image",
         "namespace",
     ]
@@ -493,14 +513,20 @@ def test_tags_as_list_or_comma_separated_string(value: Any, tags: tuple[str, ...
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
-        (["os=linux"], "tags: missing required tag: queue"),
-        ([], "tags: missing required tag: queue"),
-        ("", "tags: missing required tag: queue"),
+        (["os=linux"], "tags: missing required tag: queue (the GraphQL mode polls by it)"),
+        ([], "tags: missing required tag: queue (the GraphQL mode polls by it)"),
+        ("", "tags: missing required tag: queue (the GraphQL mode polls by it)"),
         (["queue=a", "linux"], 'tags: entries must be key=value, not "linux"'),
     ],
 )
 def test_invalid_tags(value: Any, problem: str) -> None:
-    assert only_problem({"tags": value}) == f"config.yaml: {problem}"
+    assert only_problem({"org": "o", "tags": value}) == f"config.yaml: {problem}"
+
+
+@pytest.mark.parametrize("value", [["os=linux"], [], ""])
+def test_the_stacks_api_mode_needs_no_queue_tag(value: Any) -> None:
+    assert parse_config({"tags": value}, "x").effective_queue() == "_default"
+    assert parse_config({"tags": value, "queue": "gpu"}, "x").effective_queue() == "gpu"
 
 
 @pytest.mark.parametrize("value", ["", "buildkite", "vector", "legacy"])
@@ -610,6 +636,7 @@ def test_env_names_are_upper_snake_case_without_prefix_except_the_id() -> None:
     }
     assert sorted({env_var_name(key) for key in FLAG_KEYS} - head) == [
         "AGENT_TOKEN_SECRET",
+        "BUILDKITE_API",
         "BUILDKITE_K8S_STACK_CONTROLLER_ID",
         "BUILDKITE_TOKEN",
         "CLUSTER_UUID",
@@ -622,6 +649,8 @@ def test_env_names_are_upper_snake_case_without_prefix_except_the_id() -> None:
         "HTTP_TIMEOUT",
         "IMAGE",
         "IMAGE_PULL_BACKOFF_GRACE_PERIOD",
+        "JOB_ACQUISITION_TOKENS",
+        "JOB_ACQUISITION_TOKEN_LIFETIME_SECONDS",
         "JOB_CANCEL_CHECKER_POLL_INTERVAL",
         "JOB_CREATION_CONCURRENCY",
         "JOB_TTL",
@@ -629,11 +658,15 @@ def test_env_names_are_upper_snake_case_without_prefix_except_the_id() -> None:
         "NAMESPACE",
         "ORG",
         "PAGINATION_DEPTH_LIMIT",
+        "PAGINATION_PAGE_SIZE",
         "POD_PENDING_TIMEOUT",
         "POLL_INTERVAL",
         "PROFILER_ADDRESS",
         "PROHIBIT_KUBERNETES_PLUGIN",
         "PROMETHEUS_PORT",
+        "QUERY_RESET_INTERVAL",
+        "QUEUE",
+        "RESERVATION_EXPIRY_SECONDS",
         "STALE_JOB_DATA_TIMEOUT",
         "TAGS",
     ]
@@ -769,6 +802,13 @@ def test_expression_view_of_the_defaults() -> None:
         "kubernetesVersion": "1.20",
         "jobLogWarnings": True,
         "additionalRedactedVars": [],
+        "buildkiteApi": "",
+        "queue": "",
+        "reservationExpirySeconds": 900,
+        "paginationPageSize": 1000,
+        "queryResetInterval": 10.0,
+        "jobAcquisitionTokens": False,
+        "jobAcquisitionTokenLifetimeSeconds": 0,
     }
 
 
@@ -1015,3 +1055,98 @@ def test_examples_are_valid_for_the_schema_and_the_model(path: pathlib.Path) -> 
 def test_the_schema_rejects_what_the_model_rejects(data: dict[str, Any]) -> None:
     problems_of(data)
     assert list(jsonschema.Draft202012Validator(load_schema()).iter_errors(data)) != []
+
+
+# --- the Buildkite API mode -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "mode", "reason"),
+    [
+        ({}, "stacks", "no buildkite-token or org is set"),
+        ({"queue": "gpu", "agent-token-secret": "t"}, "stacks", "no buildkite-token or org is set"),
+        ({"buildkite-token": "x", "org": "o"}, "graphql", "buildkite-token is set"),
+        ({"org": "o"}, "graphql", "org is set"),
+        ({"buildkite-api": "graphql"}, "graphql", "buildkite-api is graphql"),
+        ({"buildkite-api": "stacks", "tags": []}, "stacks", "buildkite-api is stacks"),
+    ],
+)
+def test_the_mode_follows_the_keys_an_explicit_one_winning(
+    data: dict[str, Any], mode: str, reason: str
+) -> None:
+    config = parse_config(data, "x")
+    assert (config.mode().name, config.mode_reason()) == (mode, reason)
+
+
+def test_an_explicit_mode_chooses_when_both_kinds_of_keys_could_apply() -> None:
+    env = {"BUILDKITE_TOKEN": "bkua_x"}
+    config = resolve_config({"buildkite-api": "graphql", "org": "o"}, env, {}, "f")
+    assert config.mode().name == "graphql"
+    problems = problems_of({"buildkite-api": "stacks", "buildkite-token": "bkua_x"})
+    assert problems == [
+        "config.yaml: buildkite-token: only the GraphQL mode reads this key, but the controller runs the "
+        "Stacks API mode (buildkite-api is stacks); remove it, or set buildkite-api: graphql"
+    ]
+
+
+def test_every_key_of_the_other_mode_is_named_and_defaults_do_not_count() -> None:
+    stacks_keys = {
+        "queue": "gpu",
+        "reservation-expiry-seconds": 60,
+        "pagination-page-size": 10,
+        "job-acquisition-tokens": True,
+        "job-acquisition-token-lifetime-seconds": 60,
+    }
+    problems = problems_of({"org": "o", **stacks_keys})
+    assert [line.split(": ")[1] for line in problems] == list(stacks_keys)
+    # a full dump names every key with its default: that is not a mistake
+    assert (
+        parse_config({"org": "o", "reservation-expiry-seconds": 900, "queue": ""}, "x").mode().name
+        == "graphql"
+    )
+    graphql_keys = {"buildkite-token": "x", "org": "o", "cluster-uuid": "c", "graphql-endpoint": "http://g"}
+    problems = problems_of({"buildkite-api": "stacks", **graphql_keys})
+    assert [line.split(": ")[1] for line in problems] == list(graphql_keys)
+
+
+@pytest.mark.parametrize(
+    ("data", "queue"),
+    [
+        ({}, "kubernetes"),
+        ({"queue": "gpu"}, "gpu"),
+        ({"queue": "~"}, "_default"),
+        ({"queue": "-"}, "_default"),
+        ({"tags": ["os=linux"]}, "_default"),
+        ({"tags": ["queue=builds"], "queue": "gpu"}, "gpu"),
+    ],
+)
+def test_the_stacks_api_queue_is_the_queue_key_then_the_tag_then_the_default(
+    data: dict[str, Any], queue: str
+) -> None:
+    config = parse_config(data, "x")
+    assert config.effective_queue() == queue
+    assert config.controller_id() == f"default.{queue}"
+
+
+def test_the_stack_key_is_the_id_else_upstreams_default() -> None:
+    assert parse_config({}, "x").stack_key() == "agent-stack-k8s"
+    assert parse_config({"id": "ci-stack"}, "x").stack_key() == "ci-stack"
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (
+            {"buildkite-api": "rest"},
+            'buildkite-api: unknown Buildkite API "rest" (valid: "graphql", "stacks")',
+        ),
+        ({"reservation-expiry-seconds": 3601}, "reservation-expiry-seconds: must be at most 3600, got 3601"),
+        ({"pagination-page-size": 0}, "pagination-page-size: must be at least 1, got 0"),
+        (
+            {"job-acquisition-token-lifetime-seconds": -1},
+            "job-acquisition-token-lifetime-seconds: must be at least 0, got -1",
+        ),
+    ],
+)
+def test_stacks_api_keys_are_checked(data: dict[str, Any], problem: str) -> None:
+    assert only_problem(data) == f"config.yaml: {problem}"

@@ -401,3 +401,25 @@ def test_fields_of_later_releases_are_unknown_to_the_v0_20_decoder(path: str) ->
     assert check_plugin(config) == []
     assert unknown_plugin_fields(config) == [field]
     assert unknown_plugin_fields(config, head=True) == []
+
+
+def test_patch_directives_in_pod_spec_patch_are_known_fields() -> None:
+    """The engine applies a podSpecPatch's strategic merge directives (as ``kubectl patch`` does), so
+    they are not "ignored" fields; elsewhere, and for fields a struct lacks, they are unknown."""
+    patch = {
+        "$setElementOrder/containers": [{"name": "agent"}],
+        "containers": [
+            {
+                "name": "agent",
+                "$retainKeys": ["name", "image"],
+                "$deleteFromPrimitiveList/args": ["x"],
+                "$setElementOrder/imagee": [],
+            },
+            {"name": "gone", "$patch": "delete"},
+        ],
+        "securityContext": {"$patch": "replace"},
+    }
+    assert unknown_plugin_fields({"podSpecPatch": patch, "podSpec": {"$patch": "replace"}}) == [
+        'podSpecPatch.containers[0]["$setElementOrder/imagee"]',
+        'podSpec["$patch"]',
+    ]

@@ -2,10 +2,8 @@
 dry run builds the Job as v0.47 does (reference §11, §12).
 
 ``examples/upstream-v0.47/config.yaml`` has the shape of upstream's HEAD ``examples/config.yaml`` (plus
-``profile``); ``values.yaml`` that of a HEAD chart install. A few of their keys belong to the Stacks API
-mode, which another part of this project adds (``STACKS_MODE_KEYS``): until the config model has them,
-they are the only keys left out here, and ``queue`` is given as the ``queue`` tag the GraphQL mode
-reads it from. Once they exist, the files load exactly as they are.
+``profile``); ``values.yaml`` that of a HEAD chart install. Both load exactly as they are: with only
+the agent token and ``queue`` they select the Stacks API mode, as v0.47 runs.
 """
 
 from __future__ import annotations
@@ -22,21 +20,14 @@ from engine.cli import app
 from engine.model.config import ControllerConfig, parse_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "upstream-v0.47"
-STACKS_MODE_KEYS = {"queue", "reservation-expiry-seconds", "pagination-page-size", "query-reset-interval"}
 NO_RATE_LIMIT = "accepted, but this controller's Kubernetes client does not rate-limit"
 KNOWN = {str(field.alias) for field in ControllerConfig.model_fields.values()}
 
 
-def loadable(config: dict[str, Any]) -> dict[str, Any]:
-    """The config as this model can take it today (see the module docstring)."""
-    unknown = set(config) - KNOWN
-    assert unknown <= STACKS_MODE_KEYS, (
-        f"keys neither here nor in the Stacks API mode: {unknown - STACKS_MODE_KEYS}"
-    )
-    result = {key: value for key, value in config.items() if key not in unknown}
-    if "queue" in unknown:
-        result["tags"] = [f"queue={config['queue']}", *config.get("tags", [])]
-    return result
+def unchanged(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as the file has it, after checking that every key is one of the model's."""
+    assert set(config) - KNOWN == set()
+    return config
 
 
 def example_config() -> dict[str, Any]:
@@ -46,17 +37,18 @@ def example_config() -> dict[str, Any]:
 
 
 def test_the_example_config_loads_with_the_profile() -> None:
-    config = parse_config(loadable(example_config()), "config.yaml")
+    config = parse_config(unchanged(example_config()), "config.yaml")
     assert config.profile == "upstream-v0.47"
     assert (config.job_prefix, config.default_termination_grace_period_seconds) == ("testkite-", 80)
     assert config.resource_classes is not None
     assert config.default_resource_class_name == "small"
     assert config.kubernetes_version == "1.29"
+    assert (config.mode().name, config.queue, config.pagination_page_size) == ("stacks", "my-queue", 1000)
 
 
 def test_the_example_values_config_loads_with_the_profile() -> None:
     values = yaml.safe_load((EXAMPLE / "values.yaml").read_text(encoding="utf-8"))
-    config = parse_config(loadable(values["config"]), "values.yaml config")
+    config = parse_config(unchanged(values["config"]), "values.yaml config")
     assert (config.profile, config.job_prefix, config.default_image_pull_policy) == (
         "upstream-v0.47",
         "ci-",
@@ -68,7 +60,7 @@ def test_the_example_values_config_loads_with_the_profile() -> None:
 def dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     directory = tmp_path_factory.mktemp("example")
     config_file = directory / "config.yaml"
-    config_file.write_text(yaml.safe_dump(loadable(example_config())), encoding="utf-8")
+    config_file.write_text(yaml.safe_dump(unchanged(example_config())), encoding="utf-8")
     job = {
         "uuid": "0193a047-aaaa-4d2a-9f3b-0c1d2e3f4a01",
         "command": "echo hello",

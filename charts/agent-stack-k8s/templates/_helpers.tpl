@@ -41,6 +41,31 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ include "agent-stack-k8s.chart" . }}
 {{- end }}
 
+{{/*
+Where the controller gets its jobs (its config's mode, engine/model/config.py): config.buildkite-api
+when set; else the GraphQL API when there is a GraphQL token or an organization (a seed-era install);
+else the Stacks API, with the agent token alone (an upstream v0.28+ install).
+*/}}
+{{- define "agent-stack-k8s.buildkiteApi" -}}
+{{- $api := index .Values.config "buildkite-api" | default "" }}
+{{- if $api }}
+{{- $api }}
+{{- else if or .Values.graphqlToken (index .Values.config "org") (index .Values.config "buildkite-token") }}
+{{- "graphql" }}
+{{- else }}
+{{- "stacks" }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when pods get job acquisition tokens: the Stacks API mode, unless config.job-acquisition-tokens
+says false (the chart turns them on; the controller's own default is off).
+*/}}
+{{- define "agent-stack-k8s.acquisitionTokens" -}}
+{{- $value := index .Values.config "job-acquisition-tokens" }}
+{{- if and (eq (include "agent-stack-k8s.buildkiteApi" .) "stacks") (or (kindIs "invalid" $value) (eq (lower (toString $value)) "true")) }}true{{ end }}
+{{- end }}
+
 {{/* The Secret holding BUILDKITE_AGENT_TOKEN (and BUILDKITE_TOKEN too when it is an existing one). */}}
 {{- define "agent-stack-k8s.secretName" -}}
 {{- if .Values.agentStackSecret }}

@@ -53,12 +53,23 @@ async def fail_safely(
         return "error"
 
 
+StopOutcome = Literal["cancelled", "notified"]
+"""What :meth:`BuildkiteJobs.stop_job` did: cancelled the job, or (an API that cannot cancel) told
+the job's progress messages why it will fail."""
+
+
 class BuildkiteJobs(Protocol):
-    """The GraphQL calls the pod watcher makes (``engine.buildkite.graphql.BuildkiteGraphQL``)."""
+    """What the pod watcher asks of Buildkite about jobs (``engine.controller.job_states`` has one per
+    API)."""
 
-    async def job_state(self, uuid: str) -> str | None: ...
+    async def job_states(self, uuids: Sequence[str]) -> Mapping[str, str]:
+        """Each job's state, upper-case (``SCHEDULED``, ``RESERVED``, ``RUNNING``, ``CANCELED``…); a job
+        whose state is unknown is missing. Raises when nothing could be learnt."""
+        ...
 
-    async def cancel_job(self, job_id: str, client_mutation_id: str) -> None: ...
+    async def stop_job(self, uuid: str, pod_name: str, reason: str) -> StopOutcome:
+        """End a job an agent already has, whose pod cannot run (``reason`` says why); raises on failure."""
+        ...
 
 
 class JobDeadlines(Protocol):
@@ -74,6 +85,10 @@ class JobsAPI(JobDeadlines, Protocol):
 
     async def get_job(self, name: str, namespace: str | None = None) -> JSONObject | None: ...
 
+    async def delete_job(
+        self, name: str, namespace: str | None = None, *, uid: str | None = None
+    ) -> None: ...
+
     async def events_table(self, kind: str, name: str, namespace: str | None = None) -> str: ...
 
 
@@ -81,6 +96,10 @@ class PodsAPI(Protocol):
     """The Kubernetes calls the pod watcher makes (``KubeClient``)."""
 
     async def evict_pod(self, pod: Mapping[str, Any]) -> None: ...
+
+    async def delete_job(
+        self, name: str, namespace: str | None = None, *, uid: str | None = None
+    ) -> None: ...
 
     async def delete_pod(
         self, name: str, namespace: str | None = None, grace_period_seconds: int | None = 0
@@ -94,6 +113,9 @@ class JobWatcherConfig(Protocol):
 
     @property
     def empty_job_grace_period(self) -> float: ...
+
+    @property
+    def job_cancel_checker_poll_interval(self) -> float: ...
 
 
 class PodWatcherConfig(Protocol):

@@ -33,6 +33,7 @@ from typing import Any
 from engine.controller.metrics import ControllerMetrics, count_informer_event
 from engine.controller.watchers.background import BackgroundTasks
 from engine.controller.watchers.collaborators import (
+    BuildkiteJobs,
     Clock,
     FailOutcome,
     JobFailer,
@@ -61,6 +62,12 @@ from engine.model.jsonvalue import JSONObject
 STALLED_JOB_DEADLINE_SECONDS = 1
 CHECK_INTERVAL_SECONDS = 1.0
 ENDED_WITHOUT_POD = "The Kubernetes job ended without starting a pod.\n"
+FAILED_BEFORE_ACQUIRE = (
+    "The Kubernetes pod failed before the buildkite-agent acquired this Buildkite job. The pod was likely "
+    "killed by Kubernetes (eviction, OOM, node failure) or terminated externally before the agent could "
+    "start.\n"
+)
+"""Upstream's words (v0.43.1) for a Job whose pod failed while its Buildkite job was still reserved."""
 
 _log = logging.getLogger(__name__)
 
@@ -102,8 +109,19 @@ class JobWatcher:
         clock: Clock = utc_now,
         *,
         check_interval: float = CHECK_INTERVAL_SECONDS,
+        reserved_jobs: BuildkiteJobs | None = None,
     ) -> None:
+        """``reserved_jobs`` (the Stacks API mode): a Job that failed with a pod is looked up, and if its
+        Buildkite job is still reserved (no agent ever acquired it), that job is failed with the Job's
+        events; otherwise it would wait for the reservation to expire and the Job to be deleted. And an
+        unfinished Job that has never had a pod (the pod watcher cannot see it) is deleted when its
+        Buildkite job is cancelled, asked every ``job-cancel-checker-poll-interval``."""
         self._kube = kube
+        self._reserved_jobs = reserved_jobs
+        self._cancel_interval = config.job_cancel_checker_poll_interval
+        self._podless: dict[str, JSONObject] = {}
+        """Unfinished Jobs without a pod, by UUID (with ``reserved_jobs``): asked about cancellation."""
+        self._cancel_check: asyncio.Task[None] | None = None
         self._failer = failer
         self._grace_seconds = config.empty_job_grace_period
         self._metrics = metrics.job_watcher
@@ -124,15 +142,26 @@ class JobWatcher:
             return
         if event.kind == "deleted":
             self._stalling.pop(uuid, None)
+            self._podless.pop(uuid, None)
             self._ignored.discard(uuid)
         elif uuid not in self._ignored:
             self._check(uuid, job)
         self._update_gauges()
 
     def _check(self, uuid: str, job: JSONObject) -> None:
+        if self._reserved_jobs is not None:
+            if job_is_finished(job) or pod_count(job) > 0:
+                self._podless.pop(uuid, None)
+            else:
+                self._podless[uuid] = job
         if job_is_finished(job):
             self._stalling.pop(uuid, None)
-            if int_at(job, "status", "failed") + int_at(job, "status", "succeeded") > 0:
+            if int_at(job, "status", "succeeded") > 0:
+                return
+            if int_at(job, "status", "failed") > 0:
+                if self._reserved_jobs is not None:
+                    self._ignored.add(uuid)
+                    self._tasks.start(self._fail_if_never_acquired(uuid, job), name=f"check {uuid}")
                 return
             self._metrics.jobs_finished_without_pod.inc()
             self._ignored.add(uuid)
@@ -147,15 +176,58 @@ class JobWatcher:
 
     async def run(self) -> None:
         """Scan for stalled Jobs every second until cancelled; then stop work still in progress."""
+        loop = asyncio.get_running_loop()
+        cancel_check_due = loop.time() + self._cancel_interval
         try:
             while True:
                 await asyncio.sleep(self._check_interval)
                 try:
                     self.check_stalled()
+                    if loop.time() >= cancel_check_due:
+                        cancel_check_due = loop.time() + self._cancel_interval
+                        self.check_cancelled()
                 except Exception:  # a bug in one scan must not stop the next ones
                     _log.exception("scan failed")
         finally:
             await self._tasks.cancel_all()
+
+    def check_cancelled(self) -> None:
+        """Start asking about the Buildkite jobs of podless Jobs (unless a check is still running)."""
+        if self._reserved_jobs is None or not self._podless:
+            return
+        if self._cancel_check is None or self._cancel_check.done():
+            self._cancel_check = self._tasks.start(self._delete_cancelled(), name="cancelled podless Jobs")
+
+    async def _delete_cancelled(self) -> None:
+        assert self._reserved_jobs is not None
+        uuids = list(self._podless)
+        try:
+            states = await self._reserved_jobs.job_states(uuids)
+        except Exception as error:
+            _log.debug("could not read the states of podless Jobs' jobs (%s); asking again later", error)
+            return
+        for uuid in uuids:
+            job = self._podless.get(uuid)
+            state = states.get(uuid)
+            if job is None or state is None or state in ("SCHEDULED", "RESERVED"):
+                continue
+            del self._podless[uuid]
+            if state not in ("CANCELED", "CANCELING"):
+                continue  # an agent has it, or it is over: nothing to clean up here
+            self._ignored.add(uuid)
+            self._stalling.pop(uuid, None)
+            _log.info(
+                "Buildkite job %s was cancelled before Job %s had a pod; deleting it", uuid, describe(job)
+            )
+            try:
+                await self._kube.delete_job(name_of(job), namespace_of(job) or None, uid=uid_of(job) or None)
+            except KubeError as error:
+                self._ignored.discard(uuid)
+                self._podless.setdefault(uuid, job)
+                self._metrics.cleanup_errors.labels(reason=error.reason or "Unknown").inc()
+                _log.error("could not delete Job %s of a cancelled job: %s", describe(job), error)
+            else:
+                self._metrics.jobs_deleted_cancelled.inc()
 
     def check_stalled(self) -> None:
         """One scan: start cleaning up every Job that has been without a pod for the grace period."""
@@ -204,6 +276,22 @@ class JobWatcher:
             return False
         return True
 
+    async def _fail_if_never_acquired(self, uuid: str, job: JSONObject) -> None:
+        assert self._reserved_jobs is not None
+        try:
+            state = (await self._reserved_jobs.job_states([uuid])).get(uuid)
+        except Exception as error:
+            _log.warning(
+                "could not read the state of Buildkite job %s: %s", uuid, " ".join(str(error).split())
+            )
+            self._ignored.discard(uuid)  # the next update of the Job asks again
+            return
+        if state != "RESERVED":
+            return  # an agent has (or had) it: the agent reports the outcome
+        self._metrics.jobs_failed_before_agent_acquire.inc()
+        _log.info("Job %s failed before an agent acquired Buildkite job %s; failing it", describe(job), uuid)
+        await self._fail(uuid, job, FAILED_BEFORE_ACQUIRE)
+
     # ---- failing the Buildkite job -----------------------------------------------------------------
 
     async def _fail(self, uuid: str, job: JSONObject, headline: str) -> FailOutcome:
@@ -225,3 +313,8 @@ class JobWatcher:
     async def idle(self) -> None:
         """Return once every clean-up started so far has finished (for tests and orderly shutdown)."""
         await self._tasks.wait_idle()
+
+    @property
+    def podless(self) -> list[str]:
+        """UUIDs of the unfinished Jobs without a pod being asked about (for tests and diagnostics)."""
+        return list(self._podless)

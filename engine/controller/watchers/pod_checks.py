@@ -128,6 +128,12 @@ def image_failure_message(failures: Sequence[ImageFailure]) -> str:
     return IMAGE_FAILURE_HEADER + "".join(f" * {go_quote(image)}\n" for image in images)
 
 
+def image_failure_summary(failures: Sequence[ImageFailure]) -> str:
+    """One line for a job's progress messages: ``<container>: <reason> (<image>); …``, by container."""
+    ordered = sorted(failures, key=lambda failure: failure.container)
+    return "; ".join(f"{f.container}: {f.reason} ({go_quote(f.image)})" for f in ordered)
+
+
 def pending_timeout_message(pending_seconds: float, pod: Mapping[str, Any]) -> str:
     """Why a pod that never left ``Pending`` is given up on, with its conditions when it has any."""
     waited = format_duration(round(pending_seconds))

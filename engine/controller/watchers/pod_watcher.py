@@ -7,12 +7,16 @@ pod of the controller's Jobs this watcher checks, in order:
    is failing already, so it is not evicted.
 2. **Images that cannot be pulled**: ``InvalidImageName`` at once; ``ImagePullBackOff`` (and
    ``ErrImageNeverPull``) once the pod has been started for ``image-pull-backoff-grace-period``. Then,
-   by the Buildkite job's state: ``SCHEDULED`` → fail it with the list of images and evict the pod
-   (if the acquisition is refused, cancel instead); ``ACCEPTED``/``ASSIGNED``/``RUNNING`` (an agent
-   has it) → cancel it through GraphQL; already over → leave it.
+   by the Buildkite job's state: ``SCHEDULED`` (or ``RESERVED`` by this stack) → fail it with the list
+   of images and evict the pod (if that is refused, stop it instead); ``ACCEPTED``/``ASSIGNED``/
+   ``RUNNING`` (an agent has it) → stop it: cancel it through GraphQL, or, with the Stacks API, which
+   cannot cancel, tell the job once (a notification) that it will fail when the agent times out;
+   already over → leave it.
 3. **Cancelled while pending**: while the pod is ``Pending``, ask Buildkite every
    ``job-cancel-checker-poll-interval`` whether the job was cancelled; if so, evict the pod so it
-   stops holding resources. Stop asking once the job is anything but scheduled.
+   stops holding resources. Stop asking once the job is anything but scheduled or reserved. All
+   pending pods are asked about together, once per interval (the Stacks API's ``get-states`` takes
+   1000 jobs a request; GraphQL asks job by job).
 4. **Pending too long** (from later releases): a pod still ``Pending`` ``pod-pending-timeout`` after
    its creation, with no image problem (those are step 2's), fails the job with the pod's conditions
    and events, and the pod is deleted.
@@ -41,10 +45,12 @@ from engine.controller.watchers.collaborators import (
     fail_safely,
     utc_now,
 )
+from engine.controller.watchers.completions import job_name_of
 from engine.controller.watchers.pod_checks import (
     ImageFailure,
     failed_init_containers,
     image_failure_message,
+    image_failure_summary,
     image_failures,
     init_failure_message,
     pending_timeout_message,
@@ -56,6 +62,8 @@ from engine.kube.objects import describe, labels_of, name_of, namespace_of, stri
 from engine.model.jsonvalue import JSONObject
 
 CHECK_INTERVAL_SECONDS = 1.0
+WAITING_FOR_AGENT = frozenset({"SCHEDULED", "RESERVED"})
+"""No agent has the job yet (``RESERVED``: the Stacks API's reserved, by this stack)."""
 AGENT_HAS_JOB = frozenset({"ACCEPTED", "ASSIGNED", "RUNNING"})
 JOB_IS_OVER = frozenset({"CANCELING", "CANCELED", "FINISHED", "SKIPPED"})
 CANCELLED = frozenset({"CANCELING", "CANCELED"})
@@ -71,35 +79,42 @@ def _one_line(error: BaseException) -> str:
 
 
 class PodWatcher:
-    """Pod informer handler plus a once-a-second scan and one cancel checker per pending pod."""
+    """Pod informer handler plus a once-a-second scan and a cancel checker for the pending pods."""
 
     def __init__(
         self,
         kube: PodsAPI,
         failer: JobFailer,
-        graphql: BuildkiteJobs,
+        buildkite: BuildkiteJobs,
         config: PodWatcherConfig,
         metrics: ControllerMetrics,
         clock: Clock = utc_now,
         *,
         check_interval: float = CHECK_INTERVAL_SECONDS,
+        delete_cancelled_jobs: bool = False,
     ) -> None:
+        """``delete_cancelled_jobs``: a pending pod of a cancelled job is cleaned up by deleting its
+        Kubernetes Job (and with it the pod, for good) instead of evicting the pod, which the Job would
+        replace (the Stacks API mode; needs ``delete`` on Jobs)."""
         self._kube = kube
         self._failer = failer
-        self._graphql = graphql
+        self._buildkite = buildkite
         self._image_grace = config.image_pull_backoff_grace_period
         self._cancel_interval = config.job_cancel_checker_poll_interval
         self._pending_timeout = config.pod_pending_timeout
         self._metrics = metrics.pod_watcher
         self._clock = clock
         self._check_interval = check_interval
+        self._delete_cancelled_jobs = delete_cancelled_jobs
         self._watched: dict[str, JSONObject] = {}
         """Latest copy of each Pending or Running pod, for the scan."""
         self._ignored: set[str] = set()
         self._busy: set[str] = set()
         """UUIDs with an action (fail, cancel, evict, delete) in progress."""
         self._init_failure_handled: set[str] = set()
-        self._cancel_checkers: dict[str, asyncio.Task[Any]] = {}
+        self._cancel_checkers: dict[str, JSONObject] = {}
+        """Pending pods whose jobs the cancel checker asks about, by UUID."""
+        self._cancel_task: asyncio.Task[Any] | None = None
         self._tasks = BackgroundTasks("pod watcher")
 
     # ---- informer events --------------------------------------------------------------------------
@@ -150,8 +165,7 @@ class PodWatcher:
                 except Exception:  # a bug in one scan must not stop the next ones
                     _log.exception("scan failed")
         finally:
-            for uuid in list(self._cancel_checkers):
-                self._stop_cancel_checker(uuid)
+            self._cancel_checkers.clear()
             await self._tasks.cancel_all()
 
     def check_pods(self) -> None:
@@ -211,13 +225,13 @@ class PodWatcher:
                 self._watched.setdefault(uuid, pod)
 
     async def _image_failure(self, uuid: str, pod: JSONObject, failures: Sequence[ImageFailure]) -> bool:
-        """Fail, cancel or leave the job by its Buildkite state; True when worth retrying later."""
+        """Fail, stop or leave the job by its Buildkite state; True when worth retrying later."""
         try:
-            state = await self._graphql.job_state(uuid)
+            state = (await self._buildkite.job_states([uuid])).get(uuid)
         except Exception as error:
             _log.warning("could not read the state of Buildkite job %s: %s", uuid, _one_line(error))
             return True
-        if state == "SCHEDULED":
+        if state in WAITING_FOR_AGENT:
             _log.info("pod %s cannot pull its images; failing Buildkite job %s", describe(pod), uuid)
             outcome = await self._fail(uuid, pod, image_failure_message(failures))
             if outcome == "failed":
@@ -226,9 +240,9 @@ class PodWatcher:
                 return False
             if outcome == "error":
                 return True
-            return await self._cancel(uuid, pod)  # acquisition refused: someone has it by now
+            return await self._cancel(uuid, pod, failures)  # refused: someone has it by now
         if state in AGENT_HAS_JOB:
-            return await self._cancel(uuid, pod)
+            return await self._cancel(uuid, pod, failures)
         if state in JOB_IS_OVER:
             self._ignore(uuid)
             return False
@@ -237,57 +251,82 @@ class PodWatcher:
         )
         return False
 
-    async def _cancel(self, uuid: str, pod: JSONObject) -> bool:
-        """Cancel the job through GraphQL; True when worth retrying later."""
+    async def _cancel(self, uuid: str, pod: JSONObject, failures: Sequence[ImageFailure]) -> bool:
+        """Stop the job (cancel it, or tell it why it will fail); True when worth retrying later."""
         try:
-            await self._graphql.cancel_job(uuid, name_of(pod))
+            outcome = await self._buildkite.stop_job(uuid, name_of(pod), image_failure_summary(failures))
         except Exception as error:
             self._metrics.job_cancel_on_buildkite_errors.inc()
             _log.error("could not cancel Buildkite job %s: %s", uuid, _one_line(error))
             return True
-        self._metrics.jobs_cancelled_on_buildkite.inc()
-        _log.info("cancelled Buildkite job %s (pod %s cannot pull its images)", uuid, describe(pod))
+        if outcome == "cancelled":
+            self._metrics.jobs_cancelled_on_buildkite.inc()
+            _log.info("cancelled Buildkite job %s (pod %s cannot pull its images)", uuid, describe(pod))
+        else:
+            _log.info("Buildkite job %s was told pod %s cannot pull its images", uuid, describe(pod))
         self._ignore(uuid)
         return False
 
     # ---- 3. cancelled while pending ---------------------------------------------------------------
 
     def _start_cancel_checker(self, uuid: str, pod: JSONObject) -> None:
-        if uuid in self._cancel_checkers:
-            return
-        task = self._tasks.start(self._cancel_checker(uuid, pod), name=f"cancel checker {uuid}")
-        self._cancel_checkers[uuid] = task
+        self._cancel_checkers[uuid] = pod
+        if self._cancel_task is None or self._cancel_task.done():
+            self._cancel_task = self._tasks.start(self._check_cancelled(), name="cancel checker")
 
     def _stop_cancel_checker(self, uuid: str) -> None:
-        task = self._cancel_checkers.pop(uuid, None)
-        if task is not None:
-            task.cancel()
+        self._cancel_checkers.pop(uuid, None)
 
-    async def _cancel_checker(self, uuid: str, pod: JSONObject) -> None:
+    async def _check_cancelled(self) -> None:
+        """Every ``job-cancel-checker-poll-interval``, while any pod is pending: ask about all their
+        jobs at once; evict the pods of cancelled jobs; stop asking about jobs an agent has."""
         try:
-            while True:
+            while self._cancel_checkers:
                 await asyncio.sleep(self._cancel_interval)
+                uuids = list(self._cancel_checkers)
+                if not uuids:
+                    return
                 try:
-                    state = await self._graphql.job_state(uuid)
+                    states = await self._buildkite.job_states(uuids)
                 except Exception as error:
-                    _log.debug(
-                        "cancel checker: state of %s unknown (%s); asking again later", uuid, _one_line(error)
-                    )
+                    _log.debug("cancel checker: states unknown (%s); asking again later", _one_line(error))
                     continue
-                if state == "SCHEDULED":
-                    continue
-                if state in CANCELLED:
-                    _log.info(
-                        "Buildkite job %s was cancelled while pod %s was pending; evicting it",
-                        uuid,
-                        describe(pod),
-                    )
-                    await self._evict(self._watched.get(uuid, pod), EVICTED_FOR_CANCEL)
-                return
+                for uuid in uuids:
+                    state = states.get(uuid)
+                    pod = self._cancel_checkers.get(uuid)
+                    if pod is None or state is None or state in WAITING_FOR_AGENT:
+                        continue
+                    del self._cancel_checkers[uuid]
+                    if state in CANCELLED:
+                        await self._clean_up_cancelled(uuid, self._watched.get(uuid, pod))
+                self._update_gauges()
         finally:
-            if self._cancel_checkers.get(uuid) is asyncio.current_task():
-                del self._cancel_checkers[uuid]
             self._update_gauges()
+
+    async def _clean_up_cancelled(self, uuid: str, pod: JSONObject) -> None:
+        job_name = job_name_of(pod)
+        if not (self._delete_cancelled_jobs and job_name):
+            _log.info(
+                "Buildkite job %s was cancelled while pod %s was pending; evicting it", uuid, describe(pod)
+            )
+            await self._evict(pod, EVICTED_FOR_CANCEL)
+            return
+        _log.info(
+            "Buildkite job %s was cancelled while pod %s was pending; deleting its Job %s",
+            uuid,
+            describe(pod),
+            job_name,
+        )
+        try:
+            await self._kube.delete_job(job_name, namespace_of(pod) or None)
+        except KubeError as error:
+            self._metrics.job_deletion_errors.labels(
+                delete_reason=EVICTED_FOR_CANCEL, error_reason=error.reason or "Unknown"
+            ).inc()
+            _log.error("could not delete Job %s of a cancelled job: %s", job_name, error)
+            self._cancel_checkers.setdefault(uuid, pod)  # ask again next time
+        else:
+            self._metrics.jobs_deleted.labels(delete_reason=EVICTED_FOR_CANCEL).inc()
 
     # ---- 4. pending too long ----------------------------------------------------------------------
 
@@ -364,10 +403,9 @@ class PodWatcher:
         self._metrics.num_ignored_jobs.set(len(self._ignored))
 
     async def idle(self) -> None:
-        """Return once no action is in progress (cancel checkers excluded: they run while pending)."""
+        """Return once no action is in progress (the cancel checker excluded: it runs while pending)."""
         while True:
-            checkers = set(self._cancel_checkers.values())
-            pending = [task for task in self._tasks.snapshot() if task not in checkers]
+            pending = [task for task in self._tasks.snapshot() if task is not self._cancel_task]
             if not pending:
                 return
             await asyncio.gather(*pending, return_exceptions=True)

@@ -19,6 +19,8 @@ from collections.abc import Iterator, Mapping
 
 from engine.model.jsonvalue import JSON
 
+# ``type(x) is dict or isinstance(x, Mapping)``: JSON maps are dicts, and the ABC check alone costs
+# more than the rest of the walk over a pod's few hundred env entries.
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 # Volume sources whose credentials are a Secret reference: the field holding it, and how it names it.
 _CREDENTIAL_SOURCES: dict[str, tuple[str, str]] = {
@@ -36,7 +38,7 @@ _CREDENTIAL_SOURCES: dict[str, tuple[str, str]] = {
 
 def secret_references(pod_spec: JSON) -> list[dict[str, JSON]]:
     """Every Secret ``pod_spec`` refers to, in spec order (see the module docstring)."""
-    if not isinstance(pod_spec, Mapping):
+    if not (type(pod_spec) is dict or isinstance(pod_spec, Mapping)):
         return []
     return list(_references(pod_spec))
 
@@ -44,15 +46,15 @@ def secret_references(pod_spec: JSON) -> list[dict[str, JSON]]:
 def _references(pod: Mapping[str, JSON]) -> Iterator[dict[str, JSON]]:
     for list_key in _CONTAINER_LISTS:
         for index, container in enumerate(_list(pod.get(list_key))):
-            if not isinstance(container, Mapping):
+            if not (type(container) is dict or isinstance(container, Mapping)):
                 continue
             where = f"{list_key}[{_name(container, index)}]"
             # Nearly every entry is a plain value: pick out the few with a valueFrom first.
             env = _list(container.get("env"))
-            sourced = [e for e in env if isinstance(e, Mapping) and e.get("valueFrom")]
+            sourced = [e for e in env if (type(e) is dict or isinstance(e, Mapping)) and e.get("valueFrom")]
             for entry in sourced:
                 ref = _get(entry["valueFrom"], "secretKeyRef")
-                if isinstance(ref, Mapping):
+                if type(ref) is dict or isinstance(ref, Mapping):
                     key = ref.get("key")
                     yield _ref(
                         ref.get("name"),
@@ -61,32 +63,32 @@ def _references(pod: Mapping[str, JSON]) -> Iterator[dict[str, JSON]]:
                     )
             for position, source in enumerate(_list(container.get("envFrom"))):
                 ref = _get(source, "secretRef")
-                if isinstance(ref, Mapping):
+                if type(ref) is dict or isinstance(ref, Mapping):
                     yield _ref(ref.get("name"), None, f"{where}.envFrom[{position}]")
     for index, volume in enumerate(_list(pod.get("volumes"))):
-        if not isinstance(volume, Mapping):
+        if not (type(volume) is dict or isinstance(volume, Mapping)):
             continue
         where = f"volumes[{_name(volume, index)}]"
         secret = volume.get("secret")
-        if isinstance(secret, Mapping):
+        if type(secret) is dict or isinstance(secret, Mapping):
             yield _ref(secret.get("secretName"), _item_keys(secret), f"{where}.secret")
         projected = volume.get("projected")
-        if isinstance(projected, Mapping):
+        if type(projected) is dict or isinstance(projected, Mapping):
             for position, source in enumerate(_list(projected.get("sources"))):
                 ref = _get(source, "secret")
-                if isinstance(ref, Mapping):
+                if type(ref) is dict or isinstance(ref, Mapping):
                     yield _ref(
                         ref.get("name"), _item_keys(ref), f"{where}.projected.sources[{position}].secret"
                     )
         for source_key, (holder, field) in _CREDENTIAL_SOURCES.items():
             source = volume.get(source_key)
-            if not isinstance(source, Mapping):
+            if not (type(source) is dict or isinstance(source, Mapping)):
                 continue
             ref = source.get(holder) if holder else source
-            if isinstance(ref, Mapping) and ref.get(field) is not None:
+            if (type(ref) is dict or isinstance(ref, Mapping)) and ref.get(field) is not None:
                 yield _ref(ref.get(field), None, f"{where}.{source_key}")
     for index, pull_secret in enumerate(_list(pod.get("imagePullSecrets"))):
-        if isinstance(pull_secret, Mapping):
+        if type(pull_secret) is dict or isinstance(pull_secret, Mapping):
             yield _ref(pull_secret.get("name"), None, f"imagePullSecrets[{index}]")
 
 
@@ -98,13 +100,13 @@ def _item_keys(source: Mapping[str, JSON]) -> list[str] | None:
     items = _list(source.get("items"))
     if not items:
         return None
-    keys = [item.get("key") for item in items if isinstance(item, Mapping)]
+    keys = [item.get("key") for item in items if (type(item) is dict or isinstance(item, Mapping))]
     return [key for key in keys if isinstance(key, str)] if all(isinstance(k, str) for k in keys) else None
 
 
 def _get(value: JSON, *path: str) -> JSON:
     for key in path:
-        if not isinstance(value, Mapping):
+        if not (type(value) is dict or isinstance(value, Mapping)):
             return None
         value = value.get(key)
     return value
@@ -115,5 +117,5 @@ def _list(value: JSON) -> list[JSON]:
 
 
 def _name(item: JSON, index: int) -> str:
-    name = item.get("name") if isinstance(item, Mapping) else None
+    name = item.get("name") if (type(item) is dict or isinstance(item, Mapping)) else None
     return name if isinstance(name, str) and name else str(index)

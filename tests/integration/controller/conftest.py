@@ -160,20 +160,29 @@ class Controllers:
         path.write_text(yaml.safe_dump(config))
         return path
 
-    def config(self, **overrides: Any) -> ControllerConfig:
+    def config(self, *, mode: str = "graphql", **overrides: Any) -> ControllerConfig:
         """The controller config for this test: the fake Buildkite, this namespace, then ``overrides``
-        (file keys with ``_`` for ``-``)."""
-        data: dict[str, Any] = {
-            "org": "test-org",
-            "buildkite-token": self.buildkite.graphql_token,
-            "graphql-endpoint": self.buildkite.graphql_url,
-            "agent-config": {"endpoint": self.buildkite.agent_url},
-            "agent-token-secret": AGENT_TOKEN_SECRET,
-            "namespace": self.namespace,
-            "tags": [f"queue={QUEUE}"],
-            "max-in-flight": 0,
-            "poll-interval": "1s",
-        }
+        (file keys with ``_`` for ``-``). ``mode="stacks"``: the Stacks API mode, configured as an
+        upstream v0.28+ user would (the queue and the agent token's Secret, nothing else Buildkite)."""
+        data: dict[str, Any] = (
+            stacks_mode_config(self.buildkite)
+            if mode == "stacks"
+            else {
+                "org": "test-org",
+                "buildkite-token": self.buildkite.graphql_token,
+                "graphql-endpoint": self.buildkite.graphql_url,
+                "agent-config": {"endpoint": self.buildkite.agent_url},
+                "tags": [f"queue={QUEUE}"],
+            }
+        )
+        data.update(
+            {
+                "agent-token-secret": AGENT_TOKEN_SECRET,
+                "namespace": self.namespace,
+                "max-in-flight": 0,
+                "poll-interval": "1s",
+            }
+        )
         data.update({key.replace("_", "-"): value for key, value in overrides.items()})
         return parse_config(data, "test")
 
@@ -184,9 +193,10 @@ class Controllers:
         reload_interval: float = 2.0,
         health_port: int | None = None,
         may_fail: bool = False,
+        mode: str = "graphql",
         **config: Any,
     ) -> RunningController:
-        controller_config = self.config(**config)
+        controller_config = self.config(mode=mode, **config)
         # as engine run does: the config's profile policies, then the given directories
         paths = (*profile_policy_dirs(controller_config.profile), *policy_dirs)
         runtime = ControllerRuntime(
@@ -241,6 +251,11 @@ class Controllers:
             f"the pod of job {uuid}",
             lambda: next(iter(self.pods(f"{JOB_UUID_LABEL}={uuid}")), None),
         )
+
+
+def stacks_mode_config(buildkite: FakeBuildkite) -> dict[str, Any]:
+    """What a Stacks API mode config needs to reach the fake: the queue and the agent API endpoint."""
+    return {"queue": QUEUE, "agent-config": {"endpoint": buildkite.agent_url}}
 
 
 def unfinished(jobs: list[JSONObject]) -> list[JSONObject]:

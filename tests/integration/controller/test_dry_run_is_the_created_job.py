@@ -46,9 +46,9 @@ class RecordingCreator:
         self.sent: list[JSONObject] = []
         self.original = kube.create_job
 
-    async def create_job(self, manifest: Mapping[str, Any]) -> None:
+    async def create_job(self, manifest: Mapping[str, Any], *, want_uid: bool = False) -> str | None:
         self.sent.append(json.loads(json.dumps(manifest)))
-        await self.original(manifest)
+        return await self.original(manifest, want_uid=want_uid)
 
 
 def engine_test(job: Path, config: Path) -> subprocess.CompletedProcess[str]:

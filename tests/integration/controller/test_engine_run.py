@@ -109,3 +109,60 @@ def test_engine_run_schedules_and_stops_gracefully_on_sigterm(
     assert all(line.startswith("{") for line in output.lines), "every log line is JSON"
     assert buildkite.graphql_token not in "\n".join(output.lines)
     assert buildkite.agent_token not in "\n".join(output.lines)
+
+
+def test_engine_run_with_only_a_queue_and_the_agent_token_secret_uses_the_stacks_api(
+    controllers: Controllers, buildkite: FakeBuildkite, tmp_path: Path
+) -> None:
+    """An upstream v0.28+ config: no GraphQL token, no organization; the agent endpoint points at the
+    fake (the default is Buildkite's)."""
+    uuid = buildkite.add_job()
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"queue: kubernetes\nagent-token-secret: {AGENT_TOKEN_SECRET}\nnamespace: {controllers.namespace}\n"
+        f"agent-config: {{endpoint: {buildkite.agent_url}}}\n"
+    )
+    env = {**os.environ, "KUBECONFIG": str(controllers.kubeconfig), "PYTHONPATH": str(ROOT)}
+    env.pop("BUILDKITE_TOKEN", None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            LAUNCHER,
+            "run",
+            "-f",
+            str(config),
+            "--log-format",
+            "json",
+            "--health-port",
+            "0",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    output = OutputReader(process)
+    try:
+        wait_for(
+            "the Kubernetes Job", lambda: uuid in controllers.jobs_by_uuid() or process.poll() is not None
+        )
+        assert process.poll() is None, "\n".join(output.lines)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output.join()
+    messages = output.messages()
+    assert any("using the Stacks API (no buildkite-token or org is set)" in message for message in messages)
+    assert any(
+        message.startswith("registered stack agent-stack-k8s for cluster queue kubernetes")
+        for message in messages
+    )
+    assert any(message == "deregistered stack agent-stack-k8s" for message in messages)
+    assert buildkite.stacks.stacks["agent-stack-k8s"].state == "disconnected"
+    assert buildkite.graphql_requests() == []
+    assert buildkite.agent_token not in "\n".join(output.lines)

@@ -75,11 +75,13 @@ def test_reaching_for_the_controllers_identity_or_nesting_deeply_fails_the_job_o
 
     wait_for("the three jobs to be failed", all_failed, timeout=60)
     assert buildkite.job(as_controller).log == (
-        "the pod may not run as the controller's service account ctl; use another serviceAccountName"
+        "the pod may not run as the controller's service account ctl; use another serviceAccountName "
+        "(denied by policy controller-identity, rule not-the-controllers-service-account)"
     )
     assert buildkite.job(graphql_token).log.startswith("the pod may not use the controller's Secret gql (")
     assert buildkite.job(nested).log == (
-        "agent-stack-k8s failed to parse the job: failed parsing plugins: the JSON is nested too deeply"
+        "agent-stack-k8s failed to parse the job: failed parsing plugins: the JSON is nested too deeply "
+        "(denied by policy plugin-problems, rule plugins-must-parse)"
     )
     wait_for("the fine job's Kubernetes Job", lambda: fine in controllers.jobs_by_uuid())
     assert set(controllers.jobs_by_uuid()) == {fine}

@@ -20,7 +20,7 @@ def test_a_restart_mid_burst_gives_every_job_exactly_one_kubernetes_job(
     # (creates in flight when it stopped may still land: the API server finishes what it was sent)
 
     second = controllers.start(job_creation_concurrency=2)
-    wait_for(f"{TOTAL} Kubernetes Jobs", lambda: len(controllers.jobs()) >= TOTAL, timeout=90, interval=0.5)
+    wait_for(f"{TOTAL} Kubernetes Jobs", lambda: len(controllers.jobs()) >= TOTAL, timeout=180, interval=0.5)
     wait_for("another poll", lambda: second.metric("buildkite_monitor_job_queries_total") >= 2)
 
     by_uuid = controllers.jobs_by_uuid()

@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from engine.buildkite.agent_api import AgentAPI
 from engine.buildkite.graphql import BuildkiteGraphQL
 from engine.controller.failer import JobFailer
+from engine.controller.job_states import GraphQLJobs
 from engine.controller.metrics import ControllerMetrics
 from engine.controller.watchers import CompletionsWatcher, JobWatcher, PodWatcher
 from engine.kube.client import KubeClient
@@ -98,7 +99,7 @@ class Stack:
         completions = CompletionsWatcher(self.kube, self.metrics)
         job_watcher = JobWatcher(self.kube, failer, config, self.metrics, check_interval=SCAN_SECONDS)
         pod_watcher = PodWatcher(
-            self.kube, failer, self.graphql, config, self.metrics, check_interval=SCAN_SECONDS
+            self.kube, failer, GraphQLJobs(self.graphql), config, self.metrics, check_interval=SCAN_SECONDS
         )
         jobs.subscribe(job_watcher.on_event)
         pods.subscribe(completions.on_event)
@@ -434,7 +435,7 @@ async def test_a_pending_pod_of_a_cancelled_job_is_evicted(stack: Stack) -> None
 
     stack.buildkite.cancel_job(uuid)
 
-    await until("the pod to be evicted", lambda: not stack.pod_exists(pod), timeout=10)
+    await until("the pod to be evicted", lambda: not stack.pod_exists(pod), timeout=30)
     assert stack.buildkite.job(uuid).state == "CANCELED"
     await until(
         "the eviction to be counted",

@@ -7,8 +7,11 @@ appear instead, which produces the ill-typed cases whose errors must also agree.
 with the fewest parentheses CEL's precedence needs (plus some redundant ones), so parsing is tested too.
 
 Two things are kept out of generation on purpose, because the ``cel`` library's own result depends on
-its map iteration order there: comprehensions over maps, and order-sensitive helpers (``join``,
-``flatten``, ``distinct``) applied to maps. Hand-written cases cover maps with order-free checks.
+its map iteration order there (it differs from run to run): comprehensions that build a list from
+a map, and order-sensitive helpers (``join``, ``flatten``, ``distinct``) applied to maps. Where an
+operand of any type may stand in (a variable can hold a map), such a receiver is written
+``(x + [])``: a list stays the same list, a map is a type error in both evaluators. Hand-written cases
+cover maps with order-free checks.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ FIELDS = ("x", "y", "name")
 TEXT_ALPHABET = "ab,= é日😀\n\r\t'\"\\x"
 PATTERNS = ("a", "^a", "b$", "^[a-z]+$", "(?i)A", "x|y", "a.b", "[^,]+", "\\d", "é", "^$", "a{2}", "\\s")
 COMPREHENSION_VARIABLES = ("v", "w", "a")  # "a" shadows a root
+ORDERED_MACROS = ("map", "map3", "filter")
+"""Macros whose result lists follow the iteration order of their source."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +236,8 @@ class Expressions:
         @st.composite
         def build(draw: st.DrawFn) -> Src:
             source = draw(self.of("list", depth, v).filter(lambda e: not e.text.startswith("{")))
+            if macro in ORDERED_MACROS:  # a map here would make the result depend on its key order
+                source = Src(f"({at_least(source, ADDITIVE)} + [])", MEMBER)
             name = draw(st.sampled_from(COMPREHENSION_VARIABLES))
             inner = tuple(sorted({*v, name}))
             if macro == "map3":
@@ -281,7 +288,7 @@ class Expressions:
             self._call("{0}.upperAscii()", ["string"], d, v),
             self._call("{0}.trim()", ["string"], d, v),
             self._call("{0}.replace('a', {1})", ["string", "string"], d, v),
-            self._call("{0}.join(',')", ["list"], d, v),
+            self.of("list", d, v).map(lambda e: Src(f"({at_least(e, ADDITIVE)} + []).join(',')", MEMBER)),
             self._args_call("[{0}, {1}].join({2})", ["string", "string", "string"], d, v),
             self._args_call("lookup(a, 'x', {0})", ["string"], d, v),
             self._ternary("string", d, v),

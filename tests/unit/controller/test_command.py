@@ -64,11 +64,32 @@ def required(*extra: str | Path) -> list[str]:
 
 
 def test_every_missing_required_key_is_one_line() -> None:
-    result = invoke()
+    result = invoke("--org", "my-org", "--agent-token-secret", "")  # org: the GraphQL mode
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["buildkite-token", "org"]
+    assert [line.split(":")[0] for line in lines] == ["agent-token-secret", "buildkite-token"]
     assert all("required by the controller" in line for line in lines)
+
+
+def test_without_a_graphql_token_or_org_the_stacks_api_mode_needs_nothing_more() -> None:
+    result = invoke("--kubeconfig", "/nonexistent/kubeconfig", "--health-port", "0")
+    assert result.exit_code == 1  # past validation: it fails only when connecting to Kubernetes
+    assert "kubeconfig" in result.stderr
+
+
+def test_a_key_of_the_other_mode_is_a_clear_error() -> None:
+    result = invoke(*required("--queue", "gpu"))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "flag --queue: queue: only the Stacks API mode reads this key, but the controller runs the "
+        "GraphQL mode (buildkite-token is set); remove it, or set buildkite-api: stacks"
+    ]
+    result = invoke("--buildkite-api", "stacks", "--org", "my-org")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "flag --org: org: only the GraphQL mode reads this key, but the controller runs the Stacks API "
+        "mode (buildkite-api is stacks); remove it, or set buildkite-api: graphql"
+    ]
 
 
 def test_missing_keys_can_come_from_the_environment_instead() -> None:

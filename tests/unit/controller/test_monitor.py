@@ -15,34 +15,33 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import pytest
 
-from engine.buildkite.graphql import BuildkiteGraphQL, JobPage
+from engine.buildkite.graphql import BuildkiteGraphQL
+from engine.buildkite.pages import JobPage
 from engine.controller.metrics import ControllerMetrics
 from engine.controller.monitor import MIN_POLL_INTERVAL, Monitor, MonitorStoppedError
 from engine.controller.pipeline import DuplicateJobError, PendingJob, StaleJobError
+from engine.controller.sources import GraphQLJobSource
 from tests.fakes.buildkite import FakeBuildkite
 from tests.unit.controller.builders import sample
 
 
 class TimedSource:
-    """The real GraphQL client, noting when each walk started (loop time); later pages can be slowed."""
+    """The real GraphQL client (through the controller's GraphQL source), noting when each walk started
+    (loop time); later pages can be slowed. ``org`` is the organization polled."""
 
-    def __init__(self, client: BuildkiteGraphQL) -> None:
+    def __init__(self, client: BuildkiteGraphQL, org: str = "test-org") -> None:
         self.client = client
+        self.org = org
         self.times: list[float] = []
         self.page_times: list[float] = []
         self.later_page_delay = 0.0
 
     async def scheduled_job_pages(
-        self,
-        org: str,
-        queue: str,
-        cluster_uuid: str = "",
-        *,
-        after: str | None = None,
-        max_pages: int | None = None,
+        self, *, after: str | None = None, max_pages: int | None = None
     ) -> AsyncGenerator[JobPage, None]:
         self.times.append(asyncio.get_running_loop().time())
-        walk = self.client.scheduled_job_pages(org, queue, cluster_uuid, after=after, max_pages=max_pages)
+        source = GraphQLJobSource(self.client, self.org, "kubernetes")
+        walk = source.scheduled_job_pages(after=after, max_pages=max_pages)
         async with contextlib.aclosing(walk):
             first = True
             async for page in walk:
@@ -117,16 +116,17 @@ def monitor(
     holds: Callable[[str, float], bool] | None = None,
     **options: float,
 ) -> Monitor:
+    source.org = org
     return Monitor(
         source,
         handler,
         metrics.monitor,
-        org=org,
         tags=tags,
         poll_interval=options.get("poll_interval", 1.0),
         stale_job_data_timeout=options.get("stale", 10.0),
         job_creation_concurrency=int(options.get("concurrency", 5)),
         pagination_depth_limit=int(options.get("depth", 5)),
+        query_reset_interval=options.get("reset", 60.0),
         holds=holds,
         rng=random.Random(int(options.get("seed", 1))),
     )
@@ -268,13 +268,23 @@ async def test_an_invalid_organization_stops_the_monitor(
     assert sample(metrics, "buildkite_monitor_monitor_up") == 0
 
 
-async def test_a_controller_without_a_queue_tag_cannot_poll(
-    source: TimedSource, handler: Handler, metrics: ControllerMetrics
+async def test_a_walk_starts_again_from_the_first_page_after_the_query_reset_interval(
+    fake: FakeBuildkite, source: TimedSource, handler: Handler, metrics: ControllerMetrics
 ) -> None:
-    target = monitor(source, handler, metrics, tags=("os=linux",))
-    with pytest.raises(MonitorStoppedError, match="missing required tag: queue"):
-        await target.run()
-    assert source.times == []
+    """A walk that has gone on from earlier cycles' cursors for ``query-reset-interval`` starts over, so
+    it never stays on late pages for long (a job a cursor moved past is seen again soon)."""
+    fake.add_jobs(700)  # 7 pages: with a depth of 2, a walk takes six cycles to reach the end
+    target = monitor(
+        source, handler, metrics, depth=2, reset=1.5, holds=lambda uuid, _: uuid in handler.uuids
+    )
+    async with running(target):
+        await until("five cycles", lambda: len(source.times) >= 5, timeout=15)
+    cursors = page_requests(fake)
+    walk_pages = [cursor for index, cursor in enumerate(cursors) if index % 2 == 1]
+    # cycle 1 walks pages 1-2; cycle 2 goes on (page 3); by cycle 3 or 4 the 1.5 s are up and the
+    # walk starts again at page 2 (page 1 of every cycle is asked for anyway)
+    assert walk_pages[0] != walk_pages[1]
+    assert walk_pages[0] in walk_pages[2:]
 
 
 async def test_jobs_are_shuffled_before_they_are_handed_on(
@@ -336,9 +346,9 @@ async def test_a_cycle_fetches_at_most_the_depth_limit_and_the_walk_continues_ne
         source,
         hand,
         metrics.monitor,
-        org="test-org",
         tags=("queue=kubernetes",),
         pagination_depth_limit=3,
+        query_reset_interval=60.0,
         holds=in_flight,
     )
     async with running(target):
@@ -363,16 +373,16 @@ async def test_a_new_burst_in_front_of_jobs_in_flight_is_read_in_one_cycle(
     jobs deep in the walk."""
     in_flight = set(fake.add_jobs(400))
     target = monitor(source, handler, metrics, depth=3, holds=lambda uuid, _: uuid in in_flight)
-    await target.poll_once("kubernetes")  # the walk is now deep among the jobs in flight
+    await target.poll_once()  # the walk is now deep among the jobs in flight
     assert target.queued == []
     burst = fake.add_jobs(300)
     before = len(page_requests(fake))
-    await target.poll_once("kubernetes")
+    await target.poll_once()
     assert sorted(target.queued) == sorted(burst)
     assert page_requests(fake)[before:][0] is None  # from the first page
     assert len(page_requests(fake)) - before == 3  # within the depth limit
     in_flight.update(burst)
-    await target.poll_once("kubernetes")  # nothing new in front: one page, then the walk goes on
+    await target.poll_once()  # nothing new in front: one page, then the walk goes on
     assert page_requests(fake)[before + 3 :][0] is None
     assert all(cursor is not None for cursor in page_requests(fake)[before + 4 :])
 
@@ -423,7 +433,7 @@ async def test_a_cycle_never_outlives_the_stale_timeout(
         loop = asyncio.get_running_loop()
         started = loop.time()
         with caplog.at_level(logging.WARNING):
-            assert await target.poll_once("kubernetes") == 0.0
+            assert await target.poll_once() == 0.0
         assert loop.time() - started < 1.5
         assert "longer than stale-job-data-timeout (0.5s)" in caplog.text
         async with running(target):

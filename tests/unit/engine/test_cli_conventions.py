@@ -88,7 +88,7 @@ def test_several_jobs_print_every_job_and_a_summary(tmp_path: Path) -> None:
     assert [doc["kind"] for doc in yaml.safe_load_all(result.stdout)] == ["Job"]
     assert result.stderr.splitlines() == [
         f"{HELLO}: admitted",
-        f"{POSTGRES}: warning: a controller with tags queue=kubernetes would never take this job: "
+        f"{POSTGRES}: warning: a controller on queue kubernetes would never take this job: "
         "it asks for size=large",
         f"{POSTGRES}: denied: no-postgres/r: no sidecars here",
         "2 jobs: 1 admitted, 1 denied",
@@ -118,13 +118,44 @@ def test_an_unreadable_job_among_good_ones_is_reported_and_the_rest_evaluated(tm
 
 def test_a_config_whose_tags_never_take_the_job_warns(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text("tags: [queue=gpu]\n", encoding="utf-8")
+    config.write_text("org: o\ntags: [queue=gpu]\n", encoding="utf-8")  # org: the GraphQL mode
     result = invoke("test", "--job", HELLO, "--config", config)
     assert result.exit_code == 0
     assert result.stderr == (
         "warning: a controller with tags queue=gpu would never take this job: it asks for queue=kubernetes\n"
     )
     assert invoke("test", "--job", HELLO).stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("config_text", "warning"),
+    [
+        ("queue: kubernetes\ntags: [os=linux]\n", None),
+        ("queue: kubernetes\ntags: [queue=other]\n", None),  # the queue key wins over a queue tag
+        (
+            "queue: gpu\n",
+            "a controller on queue gpu would never take this job: it is on queue kubernetes, the "
+            "controller's queue is gpu",
+        ),
+        (
+            "queue: kubernetes\ntags: [os=linux, arch=arm64]\n",
+            None,  # the job asks for no other tag
+        ),
+        (
+            "queue: _default\n",
+            "a controller on queue _default would never take this job: it is on queue kubernetes, the "
+            "controller's queue is _default",
+        ),
+    ],
+)
+def test_in_the_stacks_api_mode_the_queue_key_decides_which_jobs_are_taken(
+    tmp_path: Path, config_text: str, warning: str | None
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("agent-token-secret: t\n" + config_text, encoding="utf-8")
+    result = invoke("test", "--job", HELLO, "--config", config)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == (f"warning: {warning}\n" if warning else "")
 
 
 def test_a_pipeline_step_is_dry_run(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from engine import __version__
-from engine.core.compiler import PolicyError
+from engine.core.compiler import PolicyError, PolicySet
 from engine.core.evaluate import evaluate
 from engine.core.finish import (
     ADDITIONAL_HOOKS_ENV,
@@ -76,8 +76,10 @@ def test_a_policy_cannot_move_the_job_out_of_the_controllers_namespace() -> None
         CONFIG.expression_view(),
     )
     assert decision.manifest["metadata"]["namespace"] == "ci"
-    [record] = [r for r in decision.trace if r.path == "metadata.namespace" and r.policy == "stack"]
-    assert (record.rule, record.old, record.new) == ("finish", "elsewhere", "ci")
+    assert [w.render() for w in decision.warnings if w.policy == "mover"] == [
+        "mover/ns: skipped: it would change metadata.namespace, which the finishing step (stack/finish) "
+        "already set"
+    ]
 
 
 def digest_of_file_document(name: str) -> str:
@@ -251,3 +253,34 @@ def test_run_time_plugin_warnings_say_what_engine_lint_says(tmp_path: Path) -> N
     }
     assert warned == linted
     assert warned["comandParams"] == 'unknown field (did you mean "commandParams"?)'
+
+
+def _has_hook(decision: Decision) -> bool:
+    return WARNINGS_HOOK_ANNOTATION in decision.manifest["spec"]["template"]["metadata"].get(
+        "annotations", {}
+    )
+
+
+def test_the_hook_is_in_place_for_a_job_an_enforce_policy_may_warn_about_and_only_for_it() -> None:
+    """The hook must exist before the enforce phase (nothing changes the pod after it), so it is put
+    in place when an enforce policy that could warn matches the job; a match decided only by the
+    job and config keeps the hook (and its volume) off every other job's pod."""
+
+    def with_defaults(document: str) -> PolicySet:
+        return PolicySet.build([*DEFAULTS.policies, *policy_set(document).policies])
+
+    warn = "rules:\n- {name: w, warn: {message: careful}}\n"
+    policies = with_defaults(policy("warner", "enforce", warn, match='pipeline.slug == "p"'))
+    other = decide(job(pipeline={"slug": "other", "name": "other"}), policies)
+    assert other.admitted
+    assert not other.warnings
+    assert not _has_hook(other)
+    matched = decide(job(pipeline={"slug": "p", "name": "p"}), policies)
+    assert [w.message for w in matched.warnings] == ["careful"]
+    assert _has_hook(matched)
+    # a match that reads the pod is decided in the enforce phase: the hook is put in place anyway
+    by_pod = with_defaults(policy("by-pod", "enforce", warn, match="size(pod) < 0"))
+    undecided = decide(job(pipeline={"slug": "other", "name": "other"}), by_pod)
+    assert undecided.admitted
+    assert not undecided.warnings
+    assert _has_hook(undecided)

@@ -222,6 +222,6 @@ def test_a_target_typo_lists_the_valid_targets(tmp_path: Path) -> None:
     [problem] = raised.value.problems
     assert problem == (
         't.yaml:7:23: spec.rules[0].target: "$comand" is not a target: did you mean "$command"? use one of '
-        "$command, $checkout, $agent, $sidecars, $init, $containers, or a container name (lowercase letters, "
-        "digits and '-')"
+        "$command, $checkout, $agent, $sidecars, $step, $init, $containers, $ephemeral, $all, or a container "
+        "name (lowercase letters, digits and '-')"
     )

@@ -138,8 +138,8 @@ def test_an_allowed_image_volume_passes_the_allow_list() -> None:
     }
     decision = run(REGISTRY, plugin=plugin)
     # image volumes are a Kubernetes 1.31 field: the allow-list lets this one through, and only the
-    # engine's check of the targeted API (1.20) refuses it
-    assert [(d.policy, d.kind) for d in decision.denials] == [("stack", "invalid")]
+    # engine's check of the targeted API (1.20) refuses it, naming the step's patch that added it
+    assert [(d.policy, d.kind) for d in decision.denials] == [("step-pod-spec-patch", "invalid")]
     assert "spec.template.spec.volumes[" in decision.denials[0].message
 
 

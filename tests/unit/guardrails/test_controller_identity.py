@@ -163,8 +163,9 @@ def test_the_denial_names_each_reference(tmp_path: Path) -> None:
     code, _, stderr = engine_test(tmp_path, job_document(plugin=plugin), "--config", str(config))
     assert code == 1
     assert stderr == (
-        "controller-identity/not-the-controllers-secrets: the pod may not use the controller's Secret "
-        f"{GRAPHQL} (containers[container-0].envFrom[0]), {GRAPHQL} (containers[checkout].envFrom[0])\n"
+        "the pod may not use the controller's Secret "
+        f"{GRAPHQL} (containers[container-0].envFrom[0]), {GRAPHQL} (containers[checkout].envFrom[0]) "
+        "(denied by policy controller-identity, rule not-the-controllers-secrets)\n"
     )
 
 

@@ -37,7 +37,8 @@ def test_twenty_thousand_levels_through_engine_test(tmp_path: Path) -> None:
     document = job_document(env=[f"BUILDKITE_PLUGINS={nested(20_000)}"])
     code, stdout, stderr = engine_test(tmp_path, document)
     assert (code, stdout) == (1, "")
-    assert stderr.startswith("plugin-problems/plugins-must-parse: " + PARSE + "failed parsing plugins:")
+    assert stderr.startswith(PARSE + "failed parsing plugins:")
+    assert stderr.endswith("(denied by policy plugin-problems, rule plugins-must-parse)\n")
     assert stderr.count("\n") == 1
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from engine.core.finish import ADDITIONAL_HOOKS_ENV, WARNINGS_HOOKS_DIR
 from engine.model.decision import Decision
 from tests.unit.guardrails import (
     ROOT,
@@ -50,16 +51,24 @@ AGENT_CONFIG = {
 
 
 def effective(decision: Decision) -> dict[tuple[str, str], Any]:
+    """Each protected name's value, but the one the finishing step sets for the job-log warnings
+    hook, which a job with warnings (an ignored attempt is one) has and the clean job has not."""
     return {
         (name, variable): effective_env(container(decision, name), variable)
         for name in STACK_CONTAINERS
         for variable in PROTECTED
+        if variable != ADDITIONAL_HOOKS_ENV
     }
 
 
 def assert_same_protected_env(attacked: Decision, clean: Decision) -> None:
     assert attacked.admitted, attacked.denials
     assert effective(attacked) == effective(clean)
+    hooks = {
+        name: effective_env(container(attacked, name), ADDITIONAL_HOOKS_ENV) for name in STACK_CONTAINERS
+    }
+    first = "checkout" if attacked.warnings else None
+    assert hooks == {name: WARNINGS_HOOKS_DIR if name == first else None for name in STACK_CONTAINERS}
 
 
 def test_the_list_is_stated_once_and_covers_what_the_stack_sets() -> None:
@@ -117,19 +126,25 @@ def test_a_name_the_stack_does_not_set_stays_unset() -> None:
         assert effective_env(container(attacked, name), "BUILDKITE_HOOKS_PATH") is None
 
 
-@pytest.mark.parametrize(
-    "lookalike",
-    [
-        "buildkite_agent_token",
-        "BUILDKITE_AGENT_TOKEN ",
-        " BUILDKITE_AGENT_TOKEN",
-        "BUILDKITE_AGENT_T\u041eKEN",
-    ],
-)
-def test_lookalike_names_are_other_variables_and_leave_the_real_one_alone(lookalike: str) -> None:
+def test_a_lookalike_name_is_another_variable_and_leaves_the_real_one_alone() -> None:
     clean = decide(job())
-    attacked = decide(job(env=[f"{lookalike}=stolen"]))
+    attacked = decide(job(env=["buildkite_agent_token=stolen"]))
     assert_same_protected_env(attacked, clean)
+
+
+@pytest.mark.parametrize(
+    "lookalike", ["BUILDKITE_AGENT_TOKEN ", " BUILDKITE_AGENT_TOKEN", "BUILDKITE_AGENT_T\u041eKEN"]
+)
+def test_a_lookalike_name_kubernetes_refuses_creates_no_pod(lookalike: str) -> None:
+    """A space or a Cyrillic letter is not in an env var name Kubernetes accepts (as upstream, the job's
+    env goes into the containers as given), so the Job is refused before it is created: no pod, in
+    which the name could have been read as the real one, ever runs."""
+    attacked = decide(job(env=[f"{lookalike}=stolen"]))
+    assert not attacked.admitted
+    assert attacked.denials
+    for denial in attacked.denials:  # one per container the job's env went into
+        assert denial.kind == "invalid"
+        assert "is not a valid environment variable name" in denial.message
 
 
 def test_pipelines_may_still_set_what_upstream_lets_them() -> None:
@@ -322,3 +337,71 @@ def test_through_engine_test(tmp_path: Path) -> None:
     assert "stolen" not in stdout
     assert "someone-else" not in stdout
     assert stderr.startswith("warning: shared-env-and-mounts/protected-job-env: the job's env may not set ")
+
+
+VOLUMES_CONFIG = {
+    "agent-config": {
+        "hooksVolume": {"name": "agent-hooks", "configMap": {"name": "admin-hooks"}},
+        "verificationJWKSVolume": {"name": "verify-keys", "secret": {"secretName": "admin-jwks"}},
+    }
+}
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"volumes": [{"name": "verify-keys", "secret": {"secretName": "my-own-jwks"}}]},
+        {"volumes": [{"name": "agent-hooks", "configMap": {"name": "my-hooks"}}]},
+        {
+            "containers": [
+                {
+                    "name": "container-0",
+                    "volumeMounts": [{"mountPath": "/buildkite/hooks", "name": "workspace"}],
+                }
+            ]
+        },
+        {
+            "containers": [
+                {
+                    "name": "agent",
+                    "volumeMounts": [{"mountPath": "/buildkite/verification-jwks", "$patch": "delete"}],
+                }
+            ]
+        },
+        {
+            "containers": [
+                {
+                    "name": "checkout",
+                    "volumeMounts": [{"$patch": "replace"}, {"name": "workspace", "mountPath": "/workspace"}],
+                }
+            ]
+        },
+    ],
+    ids=[
+        "verification-key-swapped",
+        "hooks-swapped",
+        "hooks-path-on-workspace",
+        "key-unmounted",
+        "mounts-replaced",
+    ],
+)
+def test_what_the_agent_config_variables_point_at_cannot_be_swapped(patch: dict[str, Any]) -> None:
+    """BUILDKITE_AGENT_VERIFICATION_JWKS_FILE keeps its value; a key of the author's own behind it
+    would verify the author's signature all the same."""
+    decision = decide(job(plugin={"podSpecPatch": patch}), config=VOLUMES_CONFIG)
+    assert not decision.admitted
+    assert [(d.policy, d.rule) for d in decision.denials] == [
+        ("step-pod-spec-patch", "agent-config-volumes-kept")
+    ]
+    assert "may not change the volumes the controller's agent-config adds (agent-hooks, verify-keys)" in (
+        decision.denials[0].message
+    )
+
+
+def test_a_patch_beside_the_agent_config_volumes_is_fine() -> None:
+    patch = {
+        "volumes": [{"name": "cache", "emptyDir": {}}],
+        "containers": [{"name": "container-0", "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}],
+    }
+    decision = decide(job(plugin={"podSpecPatch": patch}), config=VOLUMES_CONFIG)
+    assert decision.admitted, decision.denials

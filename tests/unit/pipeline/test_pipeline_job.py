@@ -117,6 +117,26 @@ def test_group_steps_are_opened_in_place() -> None:
         convert(text)
 
 
+def test_an_agents_list_giving_a_tag_twice_keeps_both_and_the_job_is_refused() -> None:
+    """Buildkite's agent query rules keep a repeated tag; the dry run must not pick one for the author."""
+    text = """
+agents: [os=linux, queue=kubernetes, arch=arm64]
+steps:
+  - command: make
+    agents: [queue=small, arch=amd64, queue=large]
+"""
+    node = convert(text)
+    assert node["agentQueryRules"] == ["os=linux", "queue=small", "queue=large", "arch=amd64"]
+    decision = evaluate(
+        load_policies([]), parse_job(node), parse_config({"tags": ["queue=small"]}, "test").expression_view()
+    )
+    assert not decision.admitted
+    assert (
+        "the agent query rules give queue more than once (queue=small, queue=large)"
+        in decision.denials[0].message
+    )
+
+
 def test_pipeline_and_step_env_and_agents_merge_with_the_step_winning() -> None:
     text = """
 env: {LOG_LEVEL: info, SHARED: pipeline}

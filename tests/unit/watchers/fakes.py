@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.controller.metrics import ControllerMetrics
-from engine.controller.watchers.collaborators import FailOutcome
+from engine.controller.watchers.collaborators import FailOutcome, StopOutcome
 from engine.kube.errors import KubeAPIError, KubeError
 from engine.kube.informer import EventKind, WatchEvent
 from engine.model.config import ControllerConfig
@@ -75,6 +75,7 @@ class FakeKube:
     deadlines: list[tuple[str, int, str | None]] = field(default_factory=list)
     evicted: list[str] = field(default_factory=list)
     deleted: list[tuple[str, str | None, int | None]] = field(default_factory=list)
+    deleted_jobs: list[tuple[str, str | None]] = field(default_factory=list)
     events_asked: list[tuple[str, str, str | None]] = field(default_factory=list)
     errors: dict[str, KubeError] = field(default_factory=dict)
 
@@ -104,6 +105,10 @@ class FakeKube:
         self._maybe_fail("delete_pod")
         self.deleted.append((name, namespace, grace_period_seconds))
 
+    async def delete_job(self, name: str, namespace: str | None = None, *, uid: str | None = None) -> None:
+        self._maybe_fail("delete_job")
+        self.deleted_jobs.append((name, namespace))
+
 
 def not_found(call: str) -> KubeAPIError:
     return KubeAPIError(f"{call}: not found (HTTP 404)", status=404, reason="NotFound")
@@ -117,6 +122,8 @@ class FakeBuildkiteJobs:
     cancelled: list[tuple[str, str]] = field(default_factory=list)
     state_queries: int = 0
     cancel_error: Exception | None = None
+    stop_reasons: list[str] = field(default_factory=list)
+    stop_outcome: StopOutcome = "cancelled"
 
     def set_state(self, uuid: str, *states: str | None) -> None:
         self.states[uuid] = list(states)
@@ -126,10 +133,16 @@ class FakeBuildkiteJobs:
         answers = self.states.get(uuid, [None])
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
-    async def cancel_job(self, job_id: str, client_mutation_id: str) -> None:
+    async def job_states(self, uuids: Sequence[str]) -> dict[str, str]:
+        answers = {uuid: await self.job_state(uuid) for uuid in uuids}
+        return {uuid: state for uuid, state in answers.items() if state is not None}
+
+    async def stop_job(self, uuid: str, pod_name: str, reason: str) -> StopOutcome:
         if self.cancel_error is not None:
             raise self.cancel_error
-        self.cancelled.append((job_id, client_mutation_id))
+        self.cancelled.append((uuid, pod_name))
+        self.stop_reasons.append(reason)
+        return self.stop_outcome
 
 
 def config(**keys: Any) -> ControllerConfig:

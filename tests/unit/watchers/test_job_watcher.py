@@ -7,13 +7,14 @@ from typing import Any
 import pytest
 
 from engine.controller.metrics import ControllerMetrics
-from engine.controller.watchers.job_watcher import ENDED_WITHOUT_POD, JobWatcher
+from engine.controller.watchers.job_watcher import ENDED_WITHOUT_POD, FAILED_BEFORE_ACQUIRE, JobWatcher
 from tests.unit.watchers.fakes import (
     NAMESPACE,
     OTHER_UUID,
     START,
     TAGS,
     UUID,
+    FakeBuildkiteJobs,
     FakeClock,
     FakeFailer,
     FakeKube,
@@ -235,3 +236,83 @@ async def test_a_zero_grace_period_means_immediately() -> None:
     await s.watcher.idle()
 
     assert s.failer.calls[0].message.startswith("The Kubernetes job spent 0s without starting a pod.\n")
+
+
+# ---- the Stacks API mode: a pod that failed before any agent acquired the job --------------------------
+
+FAILED_WITH_A_POD = {
+    "startTime": stamp(START),
+    "failed": 1,
+    "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}],
+}
+
+
+@pytest.mark.parametrize(("state", "failed"), [("RESERVED", True), ("RUNNING", False), ("FINISHED", False)])
+async def test_a_failed_pod_of_a_still_reserved_job_fails_the_job(state: str, failed: bool) -> None:
+    s = Setup()
+    states = FakeBuildkiteJobs()
+    states.set_state(UUID, state)
+    s.watcher = JobWatcher(
+        s.kube,
+        s.failer,
+        config(**{"empty-job-grace-period": GRACE}),
+        s.metrics,
+        s.clock,
+        reserved_jobs=states,
+    )
+    s.watcher.on_event(event("modified", job(status=FAILED_WITH_A_POD)))
+    s.watcher.on_event(event("modified", job(status=FAILED_WITH_A_POD)))  # seen again: asked once
+    await s.watcher.idle()
+    assert states.state_queries == 1
+    assert [call.message.startswith(FAILED_BEFORE_ACQUIRE) for call in s.failer.calls] == (
+        [True] if failed else []
+    )
+    assert s.count("jobs_failed_before_agent_acquire_total") == (1 if failed else 0)
+
+
+async def test_without_reservations_a_failed_pod_is_the_agents_to_report() -> None:
+    s = Setup()
+    s.watcher.on_event(event("modified", job(status=FAILED_WITH_A_POD)))
+    await s.watcher.idle()
+    assert s.failer.calls == []
+
+
+async def test_a_podless_job_of_a_cancelled_job_is_deleted() -> None:
+    """The pod watcher never sees a Job that has no pod (a quota, an admission webhook that holds it):
+    its job's cancellation is checked here, and the Job deleted."""
+    s = Setup()
+    states = FakeBuildkiteJobs()
+    states.set_state(UUID, "RESERVED", "CANCELED")
+    states.set_state(OTHER_UUID, "RUNNING")
+    s.watcher = JobWatcher(
+        s.kube, s.failer, config(**{"empty-job-grace-period": 3600}), s.metrics, s.clock, reserved_jobs=states
+    )
+    s.watcher.on_event(event("added", job(status=STARTED)))
+    s.watcher.on_event(event("added", job(uuid=OTHER_UUID, status=STARTED)))
+    assert sorted(s.watcher.podless) == sorted([UUID, OTHER_UUID])
+    s.watcher.check_cancelled()
+    await s.watcher.idle()
+    assert s.watcher.podless == [UUID]  # the running one is the agent's business now
+    assert s.kube.deleted_jobs == []
+    s.watcher.check_cancelled()
+    await s.watcher.idle()
+    assert s.kube.deleted_jobs == [(JOB_NAME, NAMESPACE)]
+    assert s.watcher.podless == []
+    assert s.count("jobs_deleted_cancelled_total") == 1
+
+
+async def test_a_job_with_a_pod_is_not_asked_about() -> None:
+    s = Setup()
+    states = FakeBuildkiteJobs()
+    s.watcher = JobWatcher(
+        s.kube,
+        s.failer,
+        config(**{"empty-job-grace-period": GRACE}),
+        s.metrics,
+        s.clock,
+        reserved_jobs=states,
+    )
+    s.watcher.on_event(event("added", job(status={**STARTED, "active": 1})))
+    s.watcher.check_cancelled()
+    await s.watcher.idle()
+    assert states.state_queries == 0

@@ -41,14 +41,16 @@ class Setup:
         self.buildkite.set_state(UUID, state)
         self.clock = FakeClock()
         self.metrics = ControllerMetrics()
-        settings = config(
+        self.settings = config(
             **{
                 "image-pull-backoff-grace-period": GRACE,
                 "job-cancel-checker-poll-interval": CHECK,
                 "pod-pending-timeout": PENDING_TIMEOUT,
             }
         )
-        self.watcher = PodWatcher(self.kube, self.failer, self.buildkite, settings, self.metrics, self.clock)
+        self.watcher = PodWatcher(
+            self.kube, self.failer, self.buildkite, self.settings, self.metrics, self.clock
+        )
 
     def count(self, name: str, **labels: str) -> float:
         return metric(self.metrics, f"buildkite_pod_watcher_{name}", **labels)
@@ -400,3 +402,35 @@ async def test_run_scans_until_cancelled() -> None:
     with pytest.raises(asyncio.CancelledError):
         await runner
     assert len(s.failer.calls) == 1
+
+
+# ---- the Stacks API mode ------------------------------------------------------------------------------
+
+
+async def test_a_reserved_job_counts_as_waiting_for_an_agent() -> None:
+    s = Setup(state="RESERVED")
+    await s.send("added", pod(statuses=[container_status("container-0", waiting("InvalidImageName"))]))
+    assert len(s.failer.calls) == 1
+    assert s.kube.evicted == [POD_NAME]
+
+
+async def test_a_job_that_can_only_be_told_is_told_once_with_the_images() -> None:
+    s = Setup(state="RUNNING")
+    s.buildkite.stop_outcome = "notified"
+    await s.send("added", pod(statuses=[container_status("container-0", waiting("InvalidImageName"))]))
+    await s.scan()
+    assert s.buildkite.stop_reasons == ['container-0: InvalidImageName ("img:1")']
+    assert s.count("jobs_cancelled_on_buildkite_total") == 0
+
+
+async def test_with_delete_cancelled_jobs_the_job_goes_instead_of_the_pod() -> None:
+    s = Setup()
+    s.watcher = PodWatcher(
+        s.kube, s.failer, s.buildkite, s.settings, s.metrics, s.clock, delete_cancelled_jobs=True
+    )
+    s.buildkite.set_state(UUID, "SCHEDULED", "CANCELED")
+    s.watcher.on_event(event("added", pod()))
+    await wait_until(lambda: s.kube.deleted_jobs)
+    assert s.kube.deleted_jobs == [(f"buildkite-{UUID}", NAMESPACE)]
+    assert s.kube.evicted == []
+    assert s.count("jobs_deleted_total", delete_reason="bk_job_cancelled") == 1

@@ -30,7 +30,7 @@ def engine_run(
     (SIGTERM, which must exit 0 unless the test killed it) when the test ends."""
     made: list[EngineProcess] = []
 
-    def make(*, policy_dirs: tuple[Path, ...] = (), **config: object) -> EngineProcess:
+    def make(*, policy_dirs: tuple[Path, ...] = (), mode: str = "graphql", **config: object) -> EngineProcess:
         process = EngineProcess(
             tmp_path,
             buildkite,
@@ -38,6 +38,7 @@ def engine_run(
             kubeconfig=controllers.kubeconfig,
             agent_token_secret=AGENT_TOKEN_SECRET,
             policy_dirs=policy_dirs,
+            mode=mode,
             **config,
         )
         made.append(process)

@@ -58,7 +58,8 @@ class EngineProcess:
     """``engine run`` as its own process (the way a Deployment runs it), killed and restarted at will.
 
     Health and metrics share one fixed port, so a restarted process answers where the old one did.
-    Each run logs JSON to its own file under ``work``.
+    Each run logs JSON to its own file under ``work``. ``mode="stacks"`` configures the Stacks API mode
+    (a queue and the agent token's Secret; no GraphQL token in the environment).
     """
 
     def __init__(
@@ -70,25 +71,31 @@ class EngineProcess:
         kubeconfig: Path,
         agent_token_secret: str,
         policy_dirs: Iterable[Path] = (),
+        mode: str = "graphql",
         **config: Any,
     ) -> None:
         self.work = work
         self.buildkite = buildkite
         self.kubeconfig = kubeconfig
         self.policy_dirs = tuple(policy_dirs)
+        self.mode = mode
         self.port = free_port()
         self.config_path = work / "controller-config.yaml"
-        data: dict[str, Any] = {
-            "org": "test-org",
-            "namespace": namespace,
-            "agent-token-secret": agent_token_secret,
-            "graphql-endpoint": buildkite.graphql_url,
-            "agent-config": {"endpoint": buildkite.agent_url},
-            "tags": ["queue=kubernetes"],
-            "max-in-flight": 0,
-            "poll-interval": "1s",
-            "prometheus-port": self.port,
-        }
+        data: dict[str, Any] = (
+            {"queue": "kubernetes"}
+            if mode == "stacks"
+            else {"org": "test-org", "graphql-endpoint": buildkite.graphql_url, "tags": ["queue=kubernetes"]}
+        )
+        data.update(
+            {
+                "namespace": namespace,
+                "agent-token-secret": agent_token_secret,
+                "agent-config": {"endpoint": buildkite.agent_url},
+                "max-in-flight": 0,
+                "poll-interval": "1s",
+                "prometheus-port": self.port,
+            }
+        )
         data.update({key.replace("_", "-"): value for key, value in config.items()})
         self.config_path.write_text(yaml.safe_dump(data))
         self.runs: list[subprocess.Popen[bytes]] = []
@@ -107,12 +114,9 @@ class EngineProcess:
         command += ["--log-format", "json", "--health-port", str(self.port)]
         for directory in self.policy_dirs:
             command += ["--policies", str(directory)]
-        env = {
-            **os.environ,
-            "BUILDKITE_TOKEN": self.buildkite.graphql_token,
-            "KUBECONFIG": str(self.kubeconfig),
-            "PYTHONPATH": str(ROOT),
-        }
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONPATH": str(ROOT)}
+        if self.mode != "stacks":
+            env["BUILDKITE_TOKEN"] = self.buildkite.graphql_token
         with log_path.open("wb") as log:
             self.runs.append(
                 subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -323,16 +327,19 @@ def assert_each_job_ended_once(
     lost = sorted(scheduled - set(by_uuid))
     unexpected = sorted(set(by_uuid) - scheduled)
     finishes = [r for r in buildkite.agent_requests("finish") if r.status == 200]
-    finished = [r.path.split("/")[3] for r in finishes]
+    finished = [r.path.split("/")[3] for r in finishes] + [f.job_uuid for f in buildkite.stacks.finishes()]
     failed_twice = sorted(uuid for uuid in failed if finished.count(uuid) > 1)
     not_failed = sorted(
         uuid for uuid in failed if buildkite.job(uuid).state != "FINISHED" or not buildkite.job(uuid).log
     )
     wrongly_failed = sorted(uuid for uuid in scheduled if buildkite.job(uuid).state != "SCHEDULED")
+    reserved_without_a_job = sorted(
+        job.uuid for job in buildkite.jobs() if job.reserved_by is not None and job.uuid not in by_uuid
+    )
     figures.note(
         f"end: {len(scheduled)} Kubernetes Jobs expected, {len(failed)} Buildkite jobs failed expected; "
         f"duplicates {len(duplicates)}, lost {len(lost) + len(not_failed)}, "
-        f"failed twice {len(failed_twice)}"
+        f"failed twice {len(failed_twice)}, reserved without a Job {len(reserved_without_a_job)}"
     )
     assert duplicates == [], f"Buildkite jobs with more than one Kubernetes Job: {duplicates}"
     assert lost == [], f"Buildkite jobs without a Kubernetes Job: {lost}"
@@ -340,3 +347,4 @@ def assert_each_job_ended_once(
     assert not_failed == [], f"Buildkite jobs not failed with a message: {not_failed}"
     assert failed_twice == [], f"Buildkite jobs failed more than once: {failed_twice}"
     assert wrongly_failed == [], f"scheduled jobs that were failed or taken: {wrongly_failed}"
+    assert reserved_without_a_job == [], f"jobs reserved but never created: {reserved_without_a_job}"
