@@ -1,12 +1,17 @@
-"""``engine fixture UUID``: a real Buildkite job, fetched the way the controller reads jobs, as a fixture.
+"""``engine fixture UUID``: a real Buildkite job, in the shape the controller reads jobs, as a fixture.
 
-The job comes from the GraphQL API with the controller's token and endpoint (config file, then the
-environment, as ``engine run`` resolves them) and is written in the wire shape ``engine test --job``
-and suites read. Env values whose names match the redaction patterns are replaced with
-``[REDACTED]`` unless ``--raw``: the patterns are the ones the stack itself gives the agent
-(``BUILDKITE_REDACTED_VARS`` of the Job the default policies and this config build for the job),
-else the agent's defaults plus ``additional-redacted-vars``. A fixture checked into a repository
-must not carry a pipeline's secrets.
+The job comes from the GraphQL API (a read-only API token is enough) and is written in the wire shape
+``engine test --job`` and suites read. In the GraphQL mode the token and endpoint are the controller's
+(config file, then the environment, as ``engine run`` resolves them). In the Stacks API mode the
+controller has no GraphQL token, and the Stacks API shows a job's details only to the stack that
+reserved it: reserving a job to read it would take it from the controller until the reservation
+expires. So the token then comes from ``BUILDKITE_TOKEN`` (and the endpoint from
+``GRAPHQL_ENDPOINT``) in the environment alone, without changing the config's mode.
+
+Env values whose names match the redaction patterns are replaced with ``[REDACTED]`` unless
+``--raw``: the patterns are the ones the stack itself gives the agent (``BUILDKITE_REDACTED_VARS`` of
+the Job the default policies and this config build for the job), else the agent's defaults plus
+``additional-redacted-vars``. A fixture checked into a repository must not carry a pipeline's secrets.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ import asyncio
 import fnmatch
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from engine.buildkite.errors import BuildkiteAPIError
 from engine.buildkite.graphql import BuildkiteGraphQL
 from engine.core.evaluate import evaluate
-from engine.model.config import ControllerConfig
+from engine.model.config import DEFAULT_GRAPHQL_ENDPOINT, ControllerConfig
 from engine.model.job import JobInputError, parse_job
 from engine.model.jsonvalue import JSON, JSONObject
 from engine.policy.loader import load_policies
@@ -41,12 +47,37 @@ class FixtureError(ValueError):
     """The job could not be fetched or is not a command job; the message is one line."""
 
 
-async def fetch_job(config: ControllerConfig, uuid: str) -> JSONObject:
+@dataclass(frozen=True)
+class GraphQLAccess:
+    """Where and with what the fixture is read (see the module docstring)."""
+
+    endpoint: str
+    token: str
+
+
+def graphql_access(config: ControllerConfig, env: Mapping[str, str]) -> GraphQLAccess:
+    """The GraphQL endpoint and token for ``config``'s mode, or :class:`FixtureError` saying where
+    to put the token."""
+    if config.mode().name == "graphql":
+        if not config.buildkite_token:
+            raise FixtureError(
+                "buildkite-token: required to fetch a job (config file, or env BUILDKITE_TOKEN)"
+            )
+        return GraphQLAccess(config.graphql_endpoint, config.buildkite_token)
+    token = env.get("BUILDKITE_TOKEN", "")
+    if not token:
+        raise FixtureError(
+            "the config runs the Stacks API mode, which reads a job's details only after reserving it "
+            "(that would take it from the controller): set env BUILDKITE_TOKEN to a GraphQL API token "
+            "(read-only is enough) to fetch it through GraphQL"
+        )
+    return GraphQLAccess(env.get("GRAPHQL_ENDPOINT") or DEFAULT_GRAPHQL_ENDPOINT, token)
+
+
+async def fetch_job(access: GraphQLAccess, uuid: str) -> JSONObject:
     """The job node from Buildkite, or :class:`FixtureError`."""
-    if not config.buildkite_token:
-        raise FixtureError("buildkite-token: required to fetch a job (config file, or env BUILDKITE_TOKEN)")
     try:
-        async with BuildkiteGraphQL(config.graphql_endpoint, config.buildkite_token) as client:
+        async with BuildkiteGraphQL(access.endpoint, access.token) as client:
             node = await client.job_fixture(uuid)
     except BuildkiteAPIError as exc:
         raise FixtureError(str(exc)) from None
@@ -86,9 +117,9 @@ def redact_env(node: JSONObject, patterns: Sequence[str]) -> JSONObject:
     return {**node, "env": redacted}
 
 
-def fixture_text(config: ControllerConfig, uuid: str, *, raw: bool = False) -> str:
+def fixture_text(config: ControllerConfig, access: GraphQLAccess, uuid: str, *, raw: bool = False) -> str:
     """The fixture JSON for job ``uuid`` (see the module docstring)."""
-    node = asyncio.run(fetch_job(config, uuid))
+    node = asyncio.run(fetch_job(access, uuid))
     if not raw:
         node = redact_env(node, redaction_patterns(node, config))
     return json.dumps(_ordered(node), indent=2) + "\n"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from engine.fixture import FixtureError, fixture_text
+from engine.fixture import FixtureError, fixture_text, graphql_access
 from engine.inputs import InputError, read_config_yaml
-from engine.model.config import ConfigError, resolve_config
+from engine.model.config import GRAPHQL_ONLY_KEYS, ConfigError, env_var_name, resolve_config
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -44,7 +45,7 @@ def fixture_command(
     source = str(config) if config is not None else "defaults"
     try:
         data = read_config_yaml(config.read_text(encoding="utf-8"), source) if config is not None else None
-        controller_config = resolve_config(data, os.environ, {}, source)
+        controller_config = resolve_config(data, _config_env(data), {}, source)
     except OSError as exc:
         typer.echo(f"{config}: cannot read: {exc.strerror or exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
@@ -53,7 +54,8 @@ def fixture_command(
             typer.echo(line, err=True)
         raise typer.Exit(EXIT_INVALID) from None
     try:
-        text = fixture_text(controller_config, uuid, raw=raw)
+        access = graphql_access(controller_config, os.environ)
+        text = fixture_text(controller_config, access, uuid, raw=raw)
     except FixtureError as exc:
         typer.echo(f"engine fixture: {exc}", err=True)
         raise typer.Exit(EXIT_FAILED) from None
@@ -62,3 +64,16 @@ def fixture_command(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}", err=True)
+
+
+def _config_env(data: object) -> Mapping[str, str]:
+    """The environment the config is resolved with: all of it, except that a GraphQL token or
+    endpoint given for the fixture does not turn a Stacks API config into a GraphQL one (the fixture
+    reads them itself, see ``engine.fixture``)."""
+    stacks_file = isinstance(data, Mapping) and (
+        data.get("buildkite-api") == "stacks" or not (data.get("buildkite-token") or data.get("org"))
+    )
+    if not stacks_file:
+        return os.environ
+    hidden = {env_var_name(key) for key in GRAPHQL_ONLY_KEYS}
+    return {name: value for name, value in os.environ.items() if name not in hidden}

@@ -34,8 +34,8 @@ def config_file(tmp_path: Path, fake: FakeBuildkite, extra: str = "") -> Path:
     return path
 
 
-def invoke(*args: str | Path) -> Result:
-    result = CliRunner().invoke(app, [str(a) for a in args])
+def invoke(*args: str | Path, stdin: str | None = None) -> Result:
+    result = CliRunner().invoke(app, [str(a) for a in args], input=stdin)
     assert "Traceback" not in result.stdout + result.stderr
     return result
 
@@ -107,3 +107,38 @@ def test_errors_are_one_line(tmp_path: Path, fake: FakeBuildkite) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("bogus: 1\n", encoding="utf-8")
     assert invoke("fixture", "x", "--config", bad).stderr == f"{bad}:1:1: bogus: unknown key\n"
+
+
+def stacks_config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "stacks.yaml"
+    path.write_text(f"agent-token-secret: agent-token\nqueue: kubernetes\n{extra}", encoding="utf-8")
+    return path
+
+
+def test_a_stacks_api_config_reads_the_job_through_graphql_with_the_token_from_the_environment(
+    tmp_path: Path, fake: FakeBuildkite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Stacks API only describes a job to the stack that reserved it; the fixture never reserves
+    (the job stays the controller's), and the GraphQL token does not switch the config's mode."""
+    uuid = add_job(fake)
+    config = stacks_config(tmp_path, "additional-redacted-vars: [ELEVEN_*]\n")
+    missing = invoke("fixture", uuid, "--config", config)
+    assert missing.exit_code == 1
+    assert missing.stderr.startswith("engine fixture: the config runs the Stacks API mode")
+    assert "set env BUILDKITE_TOKEN to a GraphQL API token" in missing.stderr
+    assert len(missing.stderr.splitlines()) == 1
+    monkeypatch.setenv("BUILDKITE_TOKEN", fake.graphql_token)
+    monkeypatch.setenv("GRAPHQL_ENDPOINT", fake.graphql_url)
+    result = invoke("fixture", uuid, "--config", config)
+    assert result.exit_code == 0, result.stderr
+    node = json.loads(result.stdout)
+    assert (node["uuid"], node["step"], node["agentQueryRules"]) == (
+        uuid,
+        {"key": "deploy"},
+        ["queue=kubernetes"],
+    )
+    env = dict(entry.split("=", 1) for entry in node["env"])
+    assert (env["DEPLOY_TOKEN"], env["ELEVEN_HERBS"], env["PLAIN"]) == ("[REDACTED]", "[REDACTED]", "visible")
+    assert fake.stacks_requests() == []  # nothing reserved, nothing registered
+    assert not fake.stacks.is_reserved(uuid)
+    assert invoke("test", "--job", "-", "--config", config, stdin=result.stdout).exit_code == 0
