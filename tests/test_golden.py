@@ -123,8 +123,8 @@ def test_there_are_enough_fixtures_and_each_has_one_expectation() -> None:
         assert has_manifest != fixture.is_denial, f"{fixture.name}: needs exactly one expectation file"
 
 
-@pytest.mark.parametrize("fixture", ADMITTED, ids=_ids(ADMITTED))
-def test_admitted_job_matches_expected_manifest(fixture: GoldenFixture) -> None:
+def check_admitted(fixture: GoldenFixture) -> None:
+    """``engine test`` admits the fixture's job with exactly the expected manifest and warnings."""
     run = run_engine_test(fixture)
     assert run.exit_code == 0, f"{fixture.name}: exit {run.exit_code}, stderr:\n{run.stderr}"
     actual = json.loads(run.stdout)
@@ -134,8 +134,8 @@ def test_admitted_job_matches_expected_manifest(fixture: GoldenFixture) -> None:
     assert run.stderr == fixture.expected_warnings()
 
 
-@pytest.mark.parametrize("fixture", DENIED, ids=_ids(DENIED))
-def test_denied_job_prints_expected_denial(fixture: GoldenFixture) -> None:
+def check_denied(fixture: GoldenFixture) -> None:
+    """``engine test`` denies the fixture's job with exactly the expected text on stderr."""
     run = run_engine_test(fixture)
     assert run.exit_code == 1, f"{fixture.name}: exit {run.exit_code}, stdout:\n{run.stdout}"
     assert run.stdout == ""
@@ -148,6 +148,16 @@ def test_denied_job_prints_expected_denial(fixture: GoldenFixture) -> None:
             f"{fixture.name} (engine test stderr)",
         )
         pytest.fail("".join(diff), pytrace=False)
+
+
+@pytest.mark.parametrize("fixture", ADMITTED, ids=_ids(ADMITTED))
+def test_admitted_job_matches_expected_manifest(fixture: GoldenFixture) -> None:
+    check_admitted(fixture)
+
+
+@pytest.mark.parametrize("fixture", DENIED, ids=_ids(DENIED))
+def test_denied_job_prints_expected_denial(fixture: GoldenFixture) -> None:
+    check_denied(fixture)
 
 
 # ---- the container protocol, checked on any Job ------------------------------------------------

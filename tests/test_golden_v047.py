@@ -11,14 +11,13 @@ a checkout or command container (kubernetes-bootstrap gets them from the agent).
 
 from __future__ import annotations
 
-import difflib
 import json
 from typing import Any
 
 import pytest
 
 from tests.golden import GoldenFixture, v047_fixtures
-from tests.test_golden import run_engine_test, unified_diff
+from tests.test_golden import check_admitted, check_denied, run_engine_test
 
 FIXTURES = v047_fixtures()
 ADMITTED = [f for f in FIXTURES if not f.is_denial]
@@ -41,29 +40,12 @@ def test_there_are_enough_fixtures_and_each_selects_the_profile() -> None:
 
 @pytest.mark.parametrize("fixture", ADMITTED, ids=_ids(ADMITTED))
 def test_admitted_job_matches_expected_manifest(fixture: GoldenFixture) -> None:
-    run = run_engine_test(fixture)
-    assert run.exit_code == 0, f"{fixture.name}: exit {run.exit_code}, stderr:\n{run.stderr}"
-    actual = json.loads(run.stdout)
-    expected = fixture.expected_manifest()
-    if actual != expected:
-        pytest.fail(unified_diff(expected, actual, fixture.name), pytrace=False)
-    assert run.stderr == fixture.expected_warnings()
+    check_admitted(fixture)
 
 
 @pytest.mark.parametrize("fixture", DENIED, ids=_ids(DENIED))
 def test_denied_job_prints_expected_denial(fixture: GoldenFixture) -> None:
-    run = run_engine_test(fixture)
-    assert run.exit_code == 1, f"{fixture.name}: exit {run.exit_code}, stdout:\n{run.stdout}"
-    assert run.stdout == ""
-    expected = fixture.expected_denial()
-    if run.stderr != expected:
-        diff = difflib.unified_diff(
-            expected.splitlines(keepends=True),
-            run.stderr.splitlines(keepends=True),
-            f"{fixture.name}/expected-denial.txt",
-            f"{fixture.name} (engine test stderr)",
-        )
-        pytest.fail("".join(diff), pytrace=False)
+    check_denied(fixture)
 
 
 def _env_names(container: dict[str, Any]) -> list[str]:

@@ -56,6 +56,11 @@ def batch_api(api: k8s_client.ApiClient) -> Any:
 def test_expected_job_is_accepted_by_the_api_server(
     fixture: GoldenFixture, kube_api: k8s_client.ApiClient, kube_namespace: str
 ) -> None:
+    check_accepted(fixture, kube_api, kube_namespace)
+
+
+def check_accepted(fixture: GoldenFixture, kube_api: k8s_client.ApiClient, kube_namespace: str) -> None:
+    """The API server takes the fixture's expected Job (a dry-run create) exactly as sent."""
     manifest = fixture.expected_manifest()
     manifest["metadata"]["namespace"] = kube_namespace
     batch_v1 = batch_api(kube_api)

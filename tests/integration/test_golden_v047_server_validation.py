@@ -11,18 +11,16 @@ checked how is listed by :func:`test_the_split_is_the_documented_one`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 from kubernetes import client as k8s_client
-from kubernetes.client.exceptions import ApiException
 
 from engine.core.kube_validation import validate_job
 from tests.golden import GoldenFixture, v047_fixtures
-from tests.integration.test_golden_server_validation import batch_api, differences
+from tests.integration.test_golden_server_validation import check_accepted
 
 ADMITTED = [fixture for fixture in v047_fixtures() if not fixture.is_denial]
 NEWER_API = {
@@ -56,16 +54,7 @@ STATIC = [f for f in ADMITTED if f.name in NEWER_API]
 def test_expected_job_is_accepted_by_the_api_server(
     fixture: GoldenFixture, kube_api: k8s_client.ApiClient, kube_namespace: str
 ) -> None:
-    manifest = fixture.expected_manifest()
-    manifest["metadata"]["namespace"] = kube_namespace
-    batch_v1 = batch_api(kube_api)
-    try:
-        response = batch_v1.create_namespaced_job(
-            kube_namespace, manifest, dry_run="All", _preload_content=False
-        )
-    except ApiException as rejected:
-        pytest.fail(f"{fixture.name}: rejected ({rejected.status}): {rejected.body}", pytrace=False)
-    assert differences(manifest, json.loads(response.data)) == []
+    check_accepted(fixture, kube_api, kube_namespace)
 
 
 @pytest.mark.parametrize("fixture", STATIC, ids=[f.name for f in STATIC])
