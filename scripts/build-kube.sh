@@ -50,8 +50,10 @@ binaries_cached() {
 }
 
 # ---- fast path ------------------------------------------------------------------------------------
-# (openssl is checked too: the test harness makes its service-account key with it.)
-if binaries_cached && etcd_path >/dev/null && command -v openssl >/dev/null 2>&1; then
+# (openssl is checked too: the test harness makes its service-account key with it; and shellcheck,
+# which tests/chart/test_log_collector.py runs on the chart's log collector script.)
+if binaries_cached && etcd_path >/dev/null && command -v openssl >/dev/null 2>&1 \
+  && command -v shellcheck >/dev/null 2>&1; then
   log "$KUBE_VERSION kube-apiserver and kube-controller-manager cached in $BIN_DIR, etcd at $(etcd_path); nothing to do"
   exit 0
 fi
@@ -89,6 +91,7 @@ missing_packages=()
 etcd_path >/dev/null || missing_packages+=(etcd-server)
 command -v openssl >/dev/null 2>&1 || missing_packages+=(openssl)
 command -v curl >/dev/null 2>&1 || missing_packages+=(curl)
+command -v shellcheck >/dev/null 2>&1 || missing_packages+=(shellcheck)  # tests/chart/test_log_collector.py
 if [ "$NEED_BUILD" -eq 1 ]; then
   [ -x "$GO_ROOT/bin/go" ] || missing_packages+=(golang-1.19-go)
   command -v rsync >/dev/null 2>&1 || missing_packages+=(rsync)
