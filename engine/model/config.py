@@ -45,7 +45,10 @@ What policies see as ``config`` (:meth:`ControllerConfig.expression_view`):
 * an optional value or block that is not set is **absent** (so ``has(config.agentConfig)`` tells
   whether the block was configured); keys with a default are always present;
 * ``id`` is the *effective* controller ID: the configured one, else ``<namespace>.<queue>``
-  (:mod:`engine.model.controller_id`), so a dry run labels its Job as the controller does.
+  (:mod:`engine.model.controller_id`), so a dry run labels its Job as the controller does;
+* the API tokens (``buildkite-token``, ``integration-test-buildkite-token``) are **not** there: a
+  policy that interpolated one into a pod, a warning or a denial message would put the secret where
+  pipeline authors read it (the job's log, the pod spec).
 """
 
 from __future__ import annotations
@@ -1424,6 +1427,8 @@ class ControllerConfig(_UpstreamHeadKeys):
         ``id`` is the effective controller ID (:meth:`controller_id`), so a dry run labels its Job
         exactly as the controller does."""
         view = _view(self)
+        for key in _SECRET_KEYS:
+            view.pop(camel_case(key), None)
         view["id"] = self.controller_id()
         return view
 

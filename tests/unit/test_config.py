@@ -749,6 +749,17 @@ def test_camel_case(key: str, camel: str) -> None:
     assert camel_case(key) == camel
 
 
+def test_policies_never_see_the_api_tokens() -> None:
+    """A token in ``config`` could be interpolated into a pod, a warning or a denial message, all of
+    which pipeline authors read; the view leaves the tokens out (and ``redacted()`` hides them)."""
+    config = parse_config({"buildkite-token": "bkua_s3cret", "integration-test-buildkite-token": "t0k"}, "x")
+    view = config.expression_view()
+    assert "bkua_s3cret" not in json.dumps(view)
+    assert "t0k" not in json.dumps(view)
+    assert {"buildkiteToken", "integrationTestBuildkiteToken"}.isdisjoint(view)
+    assert view["agentTokenSecret"] == "buildkite-agent-token"  # a Secret's name is not a secret
+
+
 def test_expression_view_of_the_defaults() -> None:
     assert parse_config({}, "x").expression_view() == {
         "profile": "default",
@@ -771,11 +782,9 @@ def test_expression_view_of_the_defaults() -> None:
         "logLevel": "info",
         "noColor": False,
         "logHttpPayloads": False,
-        "integrationTestBuildkiteToken": "",
         "agentTokenSecret": "buildkite-agent-token",
         "controllerServiceAccount": "",
         "controllerSecrets": [],
-        "buildkiteToken": "",
         "org": "",
         "image": "ghcr.io/buildkite/agent:3.87.1",
         "tags": ["queue=kubernetes"],
