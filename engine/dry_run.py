@@ -25,7 +25,6 @@ from engine.model.config import DEFAULT_QUEUE, ControllerConfig
 from engine.model.decision import Decision
 from engine.model.job import BuildkiteJob, JobInputError, parse_job
 from engine.model.jsonvalue import JSON
-from engine.model.profiles import PROFILES
 from engine.model.tags import WILDCARD, job_accepted_by_controller, parse_tags
 from engine.render import render_warnings, to_json, to_yaml
 
@@ -109,14 +108,14 @@ def tag_warning(job: BuildkiteJob, config: ControllerConfig) -> str | None:
     """
     controller_tags, _ = parse_tags(config.tags)
     job_tags, _ = parse_tags(job.agent_query_rules)
-    for ignored in PROFILES[config.profile].ignored_job_tags:
+    asked = job_tags.get("queue")
+    for ignored in config.unmatched_job_tags():  # as the monitor matches them
         job_tags.pop(ignored, None)
+        controller_tags.pop(ignored, None)
     reasons: list[str] = []
     stacks = config.mode().name == "stacks"
-    if stacks:  # the controller lists its one queue's jobs; the queue tag is not matched again
+    if stacks:  # the controller lists its one queue's jobs
         queue: str | None = config.effective_queue()
-        asked = job_tags.pop("queue", None)
-        controller_tags.pop("queue", None)
         if asked is None and queue != DEFAULT_QUEUE:
             reasons.append("it names no queue, so Buildkite offers it to the default queue")
         elif asked is not None and asked not in (queue, WILDCARD):

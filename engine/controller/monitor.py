@@ -129,19 +129,19 @@ class Monitor:
         reservation_ttl: float = 0.0,
         capacity: Callable[[], int | None] | None = None,
         stacks_metrics: StacksMetrics | None = None,
-        ignore_queue_tag: bool = False,
     ) -> None:
-        """``tags``: the controller's tags a job's tags must be a subset of (``ignore_queue_tag``: the
-        ``queue`` tag is left out on both sides, because the listing is per queue already).
+        """``tags``: the controller's tags a job's tags must be a subset of, but for
+        ``ignored_job_tags``, left out on both sides (``ControllerConfig.unmatched_job_tags``: the
+        profile's, and ``queue`` in the Stacks API mode, whose listing is per queue already).
         ``reserver``, ``reservation_ttl``, ``capacity``, ``stacks_metrics``: reserving (see the module
         doc); ``capacity()`` is how many more jobs may be taken on now, ``None`` for no limit."""
         self._source = source
         self._handler = handler
         self._metrics = metrics
+        self._ignored_job_tags = tuple(ignored_job_tags)
         self._tags, _ = parse_tags(tags)
-        self._ignore_queue_tag = ignore_queue_tag
-        if ignore_queue_tag:
-            self._tags.pop("queue", None)
+        for ignored in self._ignored_job_tags:
+            self._tags.pop(ignored, None)
         self._reserver = reserver
         self._reservation_ttl = reservation_ttl
         self._capacity = capacity
@@ -162,8 +162,6 @@ class Monitor:
         )
         self._holds = holds
         self._rng = rng or random.Random()
-        self._ignored_job_tags = tuple(ignored_job_tags)
-        """Job tags not matched against the controller's (the upstream-v0.47 profile's resource_class)."""
         self._cursor: str | None = None
         """Where the next cycle continues the walk (``None``: from the first page)."""
         self._work: dict[str, PendingJob] = {}
@@ -422,8 +420,6 @@ class Monitor:
         job_tags, _ = parse_tags(rules)
         for ignored in self._ignored_job_tags:
             job_tags.pop(ignored, None)
-        if self._ignore_queue_tag:
-            job_tags.pop("queue", None)
         if not job_accepted_by_controller(job_tags, self._tags):
             self._metrics.jobs_filtered_out.inc()
             _log.debug("job %s asks for tags %s this controller does not have", uuid, list(rules))

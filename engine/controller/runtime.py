@@ -76,7 +76,6 @@ from engine.kube.informer import Informer
 from engine.kube.labels import CONTROLLER_ID_LABEL, JOB_UUID_LABEL
 from engine.kube.transforms import lean_job, lean_pod
 from engine.model.config import ControllerConfig
-from engine.model.profiles import PROFILES
 from engine.model.tags import parse_tags
 
 DEFAULT_HEALTH_PORT = 8080
@@ -498,7 +497,6 @@ class ControllerRuntime:
                 "reservation_ttl": expiry - min(max(2.0, expiry / 10), 60.0),
                 "capacity": (lambda: limiter.available - limiter.waiting) if limiter is not None else None,
                 "stacks_metrics": metrics.stacks,
-                "ignore_queue_tag": True,
             }
         else:
             assert buildkite.graphql is not None
@@ -517,7 +515,7 @@ class ControllerRuntime:
             pagination_depth_limit=config.pagination_depth_limit,
             query_reset_interval=config.query_reset_interval,
             holds=deduper.holds,
-            ignored_job_tags=PROFILES[config.profile].ignored_job_tags,
+            ignored_job_tags=config.unmatched_job_tags(),
             **options,
         )
 

@@ -1455,6 +1455,13 @@ class ControllerConfig(_UpstreamHeadKeys):
             return "org is set"
         return "no buildkite-token or org is set"
 
+    def unmatched_job_tags(self) -> tuple[str, ...]:
+        """Job tags left out when a job's tags are matched against the controller's: the profile's
+        (the upstream-v0.47 profile's ``resource_class``) and, in the Stacks API mode, ``queue``, since
+        the listing is that one queue's already. The monitor and ``engine test`` both use this."""
+        ignored = PROFILES[self.profile].ignored_job_tags
+        return (*ignored, "queue") if self.mode().name == "stacks" else ignored
+
     def effective_queue(self) -> str:
         """The queue served: the ``queue`` key (Stacks API mode), else the ``queue`` tag; in the Stacks
         API mode an empty result, ``~`` and ``-`` mean the default queue (``_default``)."""

@@ -1159,3 +1159,12 @@ def test_the_stack_key_is_the_id_else_upstreams_default() -> None:
 )
 def test_stacks_api_keys_are_checked(data: dict[str, Any], problem: str) -> None:
     assert only_problem(data) == f"config.yaml: {problem}"
+
+
+def test_the_tags_left_out_of_matching_follow_the_mode_and_the_profile() -> None:
+    """The monitor and ``engine test`` match a job's tags without these (one list for both)."""
+    graphql = parse_config({"org": "o"}, "x")
+    stacks = parse_config({"queue": "q"}, "x")
+    v047 = parse_config({"queue": "q", "profile": "upstream-v0.47"}, "x")
+    assert (graphql.unmatched_job_tags(), stacks.unmatched_job_tags()) == ((), ("queue",))
+    assert v047.unmatched_job_tags() == ("resource_class", "queue")

@@ -97,7 +97,7 @@ def reserving_monitor(
         capacity=capacity,
         holds=handler.holds,
         stacks_metrics=metrics.stacks,
-        ignore_queue_tag=True,
+        ignored_job_tags=("queue",),
         rng=random.Random(3),
     )
 
