@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from engine.buildkite.errors import BuildkiteAPIError
 from engine.buildkite.graphql import BuildkiteGraphQL
 from engine.core.evaluate import evaluate
-from engine.model.config import DEFAULT_GRAPHQL_ENDPOINT, ControllerConfig
+from engine.model.config import ControllerConfig, env_var_name
 from engine.model.job import JobInputError, parse_job
 from engine.model.jsonvalue import JSON, JSONObject
 from engine.policy.loader import load_policies
@@ -56,22 +56,20 @@ class GraphQLAccess:
 
 
 def graphql_access(config: ControllerConfig, env: Mapping[str, str]) -> GraphQLAccess:
-    """The GraphQL endpoint and token for ``config``'s mode, or :class:`FixtureError` saying where
-    to put the token."""
+    """The GraphQL endpoint and token: the environment's (``BUILDKITE_TOKEN``, ``GRAPHQL_ENDPOINT``)
+    over the config's, as ``engine run`` takes them; or :class:`FixtureError` saying where to put the
+    token. ``config`` is resolved without those variables, so they never change its mode."""
+    token = env.get(env_var_name("buildkite-token")) or config.buildkite_token
+    if token:
+        endpoint = env.get(env_var_name("graphql-endpoint")) or config.graphql_endpoint
+        return GraphQLAccess(endpoint, token)
     if config.mode().name == "graphql":
-        if not config.buildkite_token:
-            raise FixtureError(
-                "buildkite-token: required to fetch a job (config file, or env BUILDKITE_TOKEN)"
-            )
-        return GraphQLAccess(config.graphql_endpoint, config.buildkite_token)
-    token = env.get("BUILDKITE_TOKEN", "")
-    if not token:
-        raise FixtureError(
-            "the config runs the Stacks API mode, which reads a job's details only after reserving it "
-            "(that would take it from the controller): set env BUILDKITE_TOKEN to a GraphQL API token "
-            "(read-only is enough) to fetch it through GraphQL"
-        )
-    return GraphQLAccess(env.get("GRAPHQL_ENDPOINT") or DEFAULT_GRAPHQL_ENDPOINT, token)
+        raise FixtureError("buildkite-token: required to fetch a job (config file, or env BUILDKITE_TOKEN)")
+    raise FixtureError(
+        "the config runs the Stacks API mode, which reads a job's details only after reserving it "
+        "(that would take it from the controller): set env BUILDKITE_TOKEN to a GraphQL API token "
+        "(read-only is enough) to fetch it through GraphQL"
+    )
 
 
 async def fetch_job(access: GraphQLAccess, uuid: str) -> JSONObject:

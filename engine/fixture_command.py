@@ -45,7 +45,7 @@ def fixture_command(
     source = str(config) if config is not None else "defaults"
     try:
         data = read_config_yaml(config.read_text(encoding="utf-8"), source) if config is not None else None
-        controller_config = resolve_config(data, _config_env(data), {}, source)
+        controller_config = resolve_config(data, _without_graphql_access(os.environ), {}, source)
     except OSError as exc:
         typer.echo(f"{config}: cannot read: {exc.strerror or exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
@@ -66,14 +66,9 @@ def fixture_command(
         typer.echo(f"wrote {output}", err=True)
 
 
-def _config_env(data: object) -> Mapping[str, str]:
-    """The environment the config is resolved with: all of it, except that a GraphQL token or
-    endpoint given for the fixture does not turn a Stacks API config into a GraphQL one (the fixture
-    reads them itself, see ``engine.fixture``)."""
-    stacks_file = isinstance(data, Mapping) and (
-        data.get("buildkite-api") == "stacks" or not (data.get("buildkite-token") or data.get("org"))
-    )
-    if not stacks_file:
-        return os.environ
+def _without_graphql_access(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment the config is resolved with: a GraphQL token or endpoint (or organization)
+    given for the fixture must not turn a Stacks API config into a GraphQL one;
+    ``engine.fixture.graphql_access`` reads them itself."""
     hidden = {env_var_name(key) for key in GRAPHQL_ONLY_KEYS}
-    return {name: value for name, value in os.environ.items() if name not in hidden}
+    return {name: value for name, value in env.items() if name not in hidden}
