@@ -32,9 +32,8 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from engine.controller.failer import FailCounters, FailOutcome
+from engine.controller.failer import FailBackend, FailCounters, fail_safely
 from engine.controller.metrics import FailQueueMetrics
 
 DEFAULT_CAPACITY = 1000
@@ -44,14 +43,6 @@ FIRST_RETRY_SECONDS = 5.0
 MAX_RETRY_SECONDS = 60.0
 
 _log = logging.getLogger(__name__)
-
-
-class FailBackend(Protocol):
-    """Fails one Buildkite job (``JobFailer`` satisfies it)."""
-
-    async def fail(
-        self, uuid: str, tags: Sequence[str], message: str, *, namespace: str | None = None
-    ) -> FailOutcome: ...
 
 
 @dataclass
@@ -172,13 +163,7 @@ class FailQueue:
     async def _attempt(self, entry: _Entry) -> None:
         entry.attempts += 1
         started = time.perf_counter()
-        try:
-            outcome = await self.backend.fail(entry.uuid, entry.tags, entry.message)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            _log.error("failing Buildkite job %s raised: %s", entry.uuid, _one_line(exc))
-            outcome = "error"
+        outcome = await fail_safely(self.backend, entry.uuid, entry.tags, entry.message)
         self.metrics.attempt_seconds.observe(time.perf_counter() - started)
         if outcome == "failed":
             self._finish(entry, "failed")
@@ -240,7 +225,3 @@ def retry_delay(attempts: int, first: float = FIRST_RETRY_SECONDS, most: float =
 def _now() -> float:
     """The event loop's clock (``PendingJob.queried_at`` uses the same one): ``time.monotonic``."""
     return time.monotonic()
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

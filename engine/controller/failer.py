@@ -17,6 +17,7 @@ raised, because every caller does the same thing with an error (log it, count it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Literal, Protocol
@@ -27,6 +28,28 @@ from engine.model.config import ControllerConfig
 FailOutcome = Literal["failed", "rejected", "error"]
 
 _log = logging.getLogger(__name__)
+
+
+class FailBackend(Protocol):
+    """Fails one Buildkite job: :class:`JobFailer` (Agent REST API) or the Stacks API's failer."""
+
+    async def fail(
+        self, uuid: str, tags: Sequence[str], message: str, *, namespace: str | None = None
+    ) -> FailOutcome: ...
+
+
+async def fail_safely(
+    backend: FailBackend, uuid: str, tags: Sequence[str], message: str, namespace: str | None = None
+) -> FailOutcome:
+    """``backend.fail``, with an unexpected exception turned into ``"error"`` (and logged), so every
+    caller (the fail queue, the watchers) always gets an outcome to count."""
+    try:
+        return await backend.fail(uuid, tags, message, namespace=namespace)
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        _log.error("failing Buildkite job %s raised: %s", uuid, one_line(error))
+        return "error"
 
 
 class AgentTokenSource(Protocol):
@@ -97,26 +120,28 @@ class JobFailer:
                 uuid,
                 namespace,
                 self._secret_name,
-                _one_line(exc),
+                one_line(exc),
             )
             return "error"
         try:
             await self._agent_api.fail_job(token, uuid, tags, message)
         except JobAcquisitionRejected as exc:
-            _log.info("Buildkite job %s was not failed: %s", uuid, _one_line(exc))
+            _log.info("Buildkite job %s was not failed: %s", uuid, one_line(exc))
             return "rejected"
         except Exception as exc:
-            reason = _one_line(exc).replace(token, "[redacted]") if token else _one_line(exc)
+            reason = one_line(exc).replace(token, "[redacted]") if token else one_line(exc)
             _log.error("cannot fail Buildkite job %s: %s", uuid, reason)
             return "error"
-        _log.info("failed Buildkite job %s: %s", uuid, _first_line(message))
+        _log.info("failed Buildkite job %s: %s", uuid, first_line(message))
         return "failed"
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception as one log line: its text with whitespace folded, else its type's name."""
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
+    """The first line of a failure message, at most 200 characters, for the log."""
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= 200 else line[:197] + "..."

@@ -58,6 +58,7 @@ from typing import Protocol
 
 from engine.buildkite.errors import InvalidOrganizationError, ListingImpossibleError, RateLimitedError
 from engine.buildkite.pages import JobPage
+from engine.controller.failer import one_line
 from engine.controller.metrics import MonitorMetrics, StacksMetrics
 from engine.controller.pipeline import (
     DuplicateJobError,
@@ -233,7 +234,7 @@ class Monitor:
         except Exception as exc:
             self._cursor = None
             self._metrics.job_query_errors.inc()
-            _log.warning("polling Buildkite failed, retrying at the next poll: %s", _one_line(exc))
+            _log.warning("polling Buildkite failed, retrying at the next poll: %s", one_line(exc))
             return max(self._wait_hint, getattr(exc, "retry_after", None) or 0.0)
         return self._wait_hint
 
@@ -459,12 +460,12 @@ class Monitor:
                     self._let_go(job, "stale")
             except JobUnavailableError as exc:
                 self._metrics.job_handler_errors.labels(reason="unavailable").inc()
-                _log.warning("%s", _one_line(exc))
+                _log.warning("%s", one_line(exc))
                 if job.reserved:
                     self._let_go(job, "unavailable")
             except Exception as exc:
                 self._metrics.job_handler_errors.labels(reason="other").inc()
-                _log.warning("job %s: %s", job.uuid, _one_line(exc))
+                _log.warning("job %s: %s", job.uuid, one_line(exc))
                 if job.reserved and not isinstance(exc, JobNotCreatedError):
                     self._retry_later(job)
                 else:
@@ -479,8 +480,3 @@ def _priority(node: JSONObject) -> int:
     priority = node.get("priority")
     number = priority.get("number") if isinstance(priority, dict) else priority
     return number if isinstance(number, int) and not isinstance(number, bool) else 0
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

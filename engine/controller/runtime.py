@@ -48,8 +48,8 @@ from engine.buildkite.errors import BuildkiteAPIError, StacksAPIError
 from engine.buildkite.graphql import BuildkiteGraphQL
 from engine.buildkite.stacks import RegisteredStack, StacksAPI
 from engine.controller.deduper import Deduper
-from engine.controller.fail_queue import FailBackend, FailQueue
-from engine.controller.failer import JobFailer
+from engine.controller.fail_queue import FailQueue
+from engine.controller.failer import FailBackend, JobFailer, one_line
 from engine.controller.health import HealthServer, Status
 from engine.controller.job_details import JobDetailsStage
 from engine.controller.job_states import GraphQLJobs, StacksJobs
@@ -375,9 +375,9 @@ class ControllerRuntime:
         config, metrics = self.config, self.metrics
         stacks = buildkite.stacks
         notifier = Notifier(stacks, metrics.stacks) if stacks is not None else None
-        fail_backend, watcher_failer, jobs = self._failers(kube, buildkite, notifier)
+        failer, jobs = self._failers(kube, buildkite, notifier)
         fail_queue = FailQueue(
-            fail_backend,
+            failer,
             metrics.fail_queue,
             metrics.scheduler,
             remember_for=2 * config.stale_job_data_timeout,
@@ -405,10 +405,10 @@ class ControllerRuntime:
         job_informer.subscribe(deduper.on_job_event)
         completions = CompletionsWatcher(kube, metrics)
         job_watcher = JobWatcher(
-            kube, watcher_failer, config, metrics, reserved_jobs=jobs if stacks is not None else None
+            kube, failer, config, metrics, reserved_jobs=jobs if stacks is not None else None
         )
         pod_watcher = PodWatcher(
-            kube, watcher_failer, jobs, config, metrics, delete_cancelled_jobs=stacks is not None
+            kube, failer, jobs, config, metrics, delete_cancelled_jobs=stacks is not None
         )
         job_informer.subscribe(job_watcher.on_event)
         if config.enable_completion_watcher:
@@ -439,14 +439,14 @@ class ControllerRuntime:
 
     def _failers(
         self, kube: KubeClient, buildkite: _Buildkite, notifier: Notifier | None
-    ) -> tuple[FailBackend, FailBackend, BuildkiteJobs]:
-        """How this mode fails jobs (the fail queue's backend, the watchers' failer) and asks about
-        them: the Stacks API's ``finish`` and ``get-states``; or acquire-and-fail and GraphQL."""
+    ) -> tuple[FailBackend, BuildkiteJobs]:
+        """How this mode fails jobs (for the fail queue and the watchers alike) and asks about them:
+        the Stacks API's ``finish`` and ``get-states``; or acquire-and-fail and GraphQL."""
         config, metrics = self.config, self.metrics
         if buildkite.stacks is not None:
-            notify = notifier.notify if notifier is not None else _ignore
-            failer = StacksJobFailer(buildkite.stacks, notify)
-            return failer, failer, StacksJobs(buildkite.stacks, metrics.stacks, notify)
+            assert notifier is not None  # the Stacks API mode always has one (see _build)
+            failer = StacksJobFailer(buildkite.stacks, notifier.notify)
+            return failer, StacksJobs(buildkite.stacks, metrics.stacks, notifier.notify)
         assert buildkite.graphql is not None
         agent_api = AgentAPI(
             config.agent_config.endpoint or "" if config.agent_config else "",
@@ -454,11 +454,7 @@ class ControllerRuntime:
             on_timeout=lambda _step: metrics.requests.timeouts.labels(api="agent").inc(),
         )
         tokens = _ScrubbedTokenSource(kube, self.scrubber)
-        return (
-            JobFailer(tokens, agent_api, config),
-            JobFailer(tokens, agent_api, config),
-            GraphQLJobs(buildkite.graphql),
-        )
+        return JobFailer(tokens, agent_api, config), GraphQLJobs(buildkite.graphql)
 
     def _front_stages(
         self, scheduler: Scheduler, stacks: StacksAPI | None, fail_queue: FailQueue
@@ -536,7 +532,7 @@ class ControllerRuntime:
                 self._die(name, f"{name} stopped: {exc}")
             except Exception as exc:
                 _log.error("%s failed", name, exc_info=exc)
-                self._die(name, f"{name} failed: {_one_line(exc)}")
+                self._die(name, f"{name} failed: {one_line(exc)}")
 
         return asyncio.get_running_loop().create_task(guarded(), name=name)
 
@@ -580,7 +576,7 @@ class ControllerRuntime:
                     await buildkite.stacks.deregister()
                 _log.info("deregistered stack %s", buildkite.stack.key)
             except Exception as exc:  # best effort: Buildkite cleans up a stack that never deregisters
-                _log.warning("could not deregister stack %s: %s", buildkite.stack.key, _one_line(exc))
+                _log.warning("could not deregister stack %s: %s", buildkite.stack.key, one_line(exc))
         await buildkite.close()
         if api is not None:
             with contextlib.suppress(Exception):
@@ -593,14 +589,6 @@ ASSUMED_RESERVATION_SECONDS = 300
 client library says 300 s, upstream's docs 900 s; the shorter is the safe assumption)."""
 
 
-def _ignore(_uuid: str, _detail: str) -> None:
-    """A notification sink for a mode without notifications."""
-
-
 def _pool_size(config: ControllerConfig) -> int:
     """Connections to keep: one per create thread, plus room for the watches and everything else."""
     return max(DEFAULT_POOL_SIZE, config.job_creation_concurrency + 16)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn, Protocol
 
+from engine.controller.failer import one_line
 from engine.controller.metrics import ControllerMetrics
 from engine.controller.pipeline import DuplicateJobError, JobNotCreatedError, PendingJob
 from engine.controller.policy_store import PolicyStore
@@ -242,7 +243,7 @@ def _engine_failure(exc: Exception) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = one_line(exc)
     return text if len(text) <= 300 else text[:297] + "..."
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from engine.buildkite.errors import StacksAPIError
-from engine.controller.failer import FailOutcome
+from engine.controller.failer import FailOutcome, first_line, one_line
 
 _log = logging.getLogger(__name__)
 
@@ -48,23 +48,14 @@ class StacksJobFailer:
             await self._stacks.finish(uuid, message)
         except StacksAPIError as error:
             if error.permanent:
-                _log.info("Buildkite job %s was not failed: %s", uuid, _one_line(error))
+                _log.info("Buildkite job %s was not failed: %s", uuid, one_line(error))
                 return "rejected"
-            _log.error("cannot fail Buildkite job %s: %s", uuid, _one_line(error))
+            _log.error("cannot fail Buildkite job %s: %s", uuid, one_line(error))
             return "error"
         except Exception as error:
-            _log.error("cannot fail Buildkite job %s: %s", uuid, _one_line(error))
+            _log.error("cannot fail Buildkite job %s: %s", uuid, one_line(error))
             return "error"
-        _log.info("failed Buildkite job %s: %s", uuid, _first_line(message))
+        _log.info("failed Buildkite job %s: %s", uuid, first_line(message))
         if self._notify is not None:
-            self._notify(uuid, "agent-stack-policy failed this job: " + _first_line(message))
+            self._notify(uuid, "agent-stack-policy failed this job: " + first_line(message))
         return "failed"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= 200 else line[:197] + "..."

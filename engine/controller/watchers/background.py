@@ -15,6 +15,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from engine.controller.failer import one_line
+
 _log = logging.getLogger(__name__)
 
 
@@ -41,7 +43,7 @@ class BackgroundTasks:
             _log.error(
                 "%s failed: %s",
                 task.get_name(),
-                " ".join(str(error).split()) or type(error).__name__,
+                one_line(error),
                 exc_info=error,
             )
 

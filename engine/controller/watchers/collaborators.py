@@ -1,22 +1,18 @@
 """What the watchers need from the rest of the controller, stated as small protocols.
 
 The watchers are written against these rather than the concrete classes so that each one depends
-only on the calls it makes (``KubeClient``, ``JobFailer``, ``BuildkiteGraphQL`` and
+only on the calls it makes (``KubeClient``, ``BuildkiteGraphQL`` and
 ``ControllerConfig`` satisfy them), and so unit tests can hand them plain fakes of collaborators.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from engine.model.jsonvalue import JSONObject
-
-FailOutcome = Literal["failed", "rejected", "error"]
-"""What failing a Buildkite job came to (see ``engine.controller.failer``)."""
 
 Clock = Callable[[], datetime]
 """Returns the current time as an aware UTC datetime."""
@@ -26,31 +22,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class JobFailer(Protocol):
-    """Acquire-and-fail a Buildkite job (``engine.controller.failer.JobFailer``)."""
-
-    async def fail(
-        self, uuid: str, tags: Sequence[str], message: str, *, namespace: str | None = None
-    ) -> FailOutcome: ...
-
-
 _log = logging.getLogger(__name__)
-
-
-async def fail_safely(
-    failer: JobFailer, uuid: str, tags: Sequence[str], message: str, namespace: str | None
-) -> FailOutcome:
-    """``failer.fail``, with an unexpected exception turned into ``"error"`` (and logged), so a watcher
-    always gets an outcome to count."""
-    try:
-        return await failer.fail(uuid, tags, message, namespace=namespace)
-    except asyncio.CancelledError:
-        raise
-    except Exception as error:
-        _log.error(
-            "failing Buildkite job %s raised: %s", uuid, " ".join(str(error).split()) or type(error).__name__
-        )
-        return "error"
 
 
 StopOutcome = Literal["cancelled", "notified"]

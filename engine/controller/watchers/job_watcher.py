@@ -30,16 +30,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from engine.controller.failer import FailBackend, FailOutcome, fail_safely, one_line
 from engine.controller.metrics import ControllerMetrics, count_informer_event
 from engine.controller.watchers.background import BackgroundTasks
 from engine.controller.watchers.collaborators import (
     BuildkiteJobs,
     Clock,
-    FailOutcome,
-    JobFailer,
     JobsAPI,
     JobWatcherConfig,
-    fail_safely,
     utc_now,
 )
 from engine.kube.errors import KubeError
@@ -103,7 +101,7 @@ class JobWatcher:
     def __init__(
         self,
         kube: JobsAPI,
-        failer: JobFailer,
+        failer: FailBackend,
         config: JobWatcherConfig,
         metrics: ControllerMetrics,
         clock: Clock = utc_now,
@@ -281,9 +279,7 @@ class JobWatcher:
         try:
             state = (await self._reserved_jobs.job_states([uuid])).get(uuid)
         except Exception as error:
-            _log.warning(
-                "could not read the state of Buildkite job %s: %s", uuid, " ".join(str(error).split())
-            )
+            _log.warning("could not read the state of Buildkite job %s: %s", uuid, one_line(error))
             self._ignored.discard(uuid)  # the next update of the Job asks again
             return
         if state != "RESERVED":

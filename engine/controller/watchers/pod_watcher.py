@@ -33,16 +33,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from engine.controller.failer import FailBackend, FailOutcome, fail_safely, one_line
 from engine.controller.metrics import ControllerMetrics, count_informer_event
 from engine.controller.watchers.background import BackgroundTasks
 from engine.controller.watchers.collaborators import (
     BuildkiteJobs,
     Clock,
-    FailOutcome,
-    JobFailer,
     PodsAPI,
     PodWatcherConfig,
-    fail_safely,
     utc_now,
 )
 from engine.controller.watchers.completions import job_name_of
@@ -74,17 +72,13 @@ DELETED_FOR_PENDING = "pending_timeout"
 _log = logging.getLogger(__name__)
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 class PodWatcher:
     """Pod informer handler plus a once-a-second scan and a cancel checker for the pending pods."""
 
     def __init__(
         self,
         kube: PodsAPI,
-        failer: JobFailer,
+        failer: FailBackend,
         buildkite: BuildkiteJobs,
         config: PodWatcherConfig,
         metrics: ControllerMetrics,
@@ -229,7 +223,7 @@ class PodWatcher:
         try:
             state = (await self._buildkite.job_states([uuid])).get(uuid)
         except Exception as error:
-            _log.warning("could not read the state of Buildkite job %s: %s", uuid, _one_line(error))
+            _log.warning("could not read the state of Buildkite job %s: %s", uuid, one_line(error))
             return True
         if state in WAITING_FOR_AGENT:
             _log.info("pod %s cannot pull its images; failing Buildkite job %s", describe(pod), uuid)
@@ -257,7 +251,7 @@ class PodWatcher:
             outcome = await self._buildkite.stop_job(uuid, name_of(pod), image_failure_summary(failures))
         except Exception as error:
             self._metrics.job_cancel_on_buildkite_errors.inc()
-            _log.error("could not cancel Buildkite job %s: %s", uuid, _one_line(error))
+            _log.error("could not cancel Buildkite job %s: %s", uuid, one_line(error))
             return True
         if outcome == "cancelled":
             self._metrics.jobs_cancelled_on_buildkite.inc()
@@ -289,7 +283,7 @@ class PodWatcher:
                 try:
                     states = await self._buildkite.job_states(uuids)
                 except Exception as error:
-                    _log.debug("cancel checker: states unknown (%s); asking again later", _one_line(error))
+                    _log.debug("cancel checker: states unknown (%s); asking again later", one_line(error))
                     continue
                 for uuid in uuids:
                     state = states.get(uuid)

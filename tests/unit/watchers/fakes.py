@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from engine.controller.failer import FailOutcome
 from engine.controller.metrics import ControllerMetrics
-from engine.controller.watchers.collaborators import FailOutcome, StopOutcome
+from engine.controller.watchers.collaborators import StopOutcome
 from engine.kube.errors import KubeAPIError, KubeError
 from engine.kube.informer import EventKind, WatchEvent
 from engine.model.config import ControllerConfig
