@@ -463,9 +463,11 @@ def _check_container(
     if isinstance(env, list):
         valid = _VALID_ENV_NAMES
         for variable in env:  # the longest list of every container: the common case first, inline
-            if isinstance(variable, dict) and variable.get("name") not in valid:
-                _check_env_names(env, path, found)
-                break
+            if isinstance(variable, dict):
+                name = variable.get("name")  # not a string: the type check reports it, not this
+                if type(name) is str and name not in valid:
+                    _check_env_names(env, path, found)
+                    break
     for index, source in _named(container.get("envFrom")):
         prefix = source.get("prefix")
         if isinstance(prefix, str) and prefix and _ENV_VAR_NAME.match(prefix) is None:

@@ -53,6 +53,7 @@ CASES = [
     (f"{POD}/containers/0/imagePullPolicy", "Sometimes", "must be one of Always, IfNotPresent, Never"),
     (f"{POD}/containers/0/volumeMounts/0/name", "nowhere", 'no volume named "nowhere" in the pod'),
     (f"{POD}/containers/0/env/0/name", "1BAD", "is not a valid environment variable name"),
+    (f"{POD}/containers/0/env/0/name", ["X"], "expected a string, got a list"),  # unhashable: no crash
     (f"{POD}/containers/0/ports", [{"containerPort": 70000}], "must be 1-65535, got 70000"),
     (f"{POD}/containers/0/ports", [{"containerPort": "80"}], "expected a 32-bit integer"),
     (f"{POD}/restartPolicy", "Always", "a Job's pod must restart Never or OnFailure"),
