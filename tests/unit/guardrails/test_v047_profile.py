@@ -143,3 +143,34 @@ def test_neither_a_pod_spec_nor_a_pod_template_may_run_as_the_controller() -> No
         CONTROLLER,
     )
     assert [d.rule for d in secret.denials] == ["not-the-controllers-secrets"]
+
+
+AGENT_CONFIG = {
+    **HEAD,
+    "agent-config": {
+        "hooks-path": "/buildkite/hooks",
+        "hooksVolume": {"name": "admin-hooks", "configMap": {"name": "hooks"}},
+        "verification-jwks-file": "/etc/verification/key.jwks",
+        "verificationJWKSVolume": {"name": "verification-keys", "secret": {"secretName": "v-jwks"}},
+    },
+}
+
+
+def test_a_patch_may_not_swap_the_admins_agent_config_volumes_or_their_mounts() -> None:
+    """The hooks and JWKS variables are protected, so what they point at is too: a patch may not
+    replace the verification keys' Secret, nor mount its own volume at the hooks path."""
+    assert decide({"podSpecPatch": {"nodeSelector": {"pool": "ci"}}}, AGENT_CONFIG).admitted
+    attacks = [
+        {"volumes": [{"name": "verification-keys", "secret": {"secretName": "my-own-jwks"}}]},
+        {"volumes": [{"name": "admin-hooks", "$patch": "delete"}]},
+        {
+            "containers": [
+                {"name": "agent", "volumeMounts": [{"name": "workspace", "mountPath": "/buildkite/hooks"}]}
+            ]
+        },
+    ]
+    for patch in attacks:
+        decision = decide({"podSpecPatch": patch}, AGENT_CONFIG)
+        assert not decision.admitted, patch
+        [denial] = decision.denials
+        assert (denial.policy, denial.rule) == ("step-pod-spec-patch", "agent-config-volumes-kept")
