@@ -38,7 +38,6 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -226,22 +225,6 @@ class ControllerProcess:
 
 
 # ---- one run ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Round:
-    bare_rate: float
-    bare_cpu_per_1000: float
-    rate: float
-    all_created_seconds: float
-    ratio: float
-    p50_ms: float
-    p99_ms: float
-    writes_per_job: float
-    lists: int
-    verbs_per_job: dict[str, float]
-    buildkite_per_job: float
-    cpu_per_1000: float
 
 
 class Bench:

@@ -30,6 +30,7 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes import watch as k8s_watch
 
+from bench.scale_probes import percentile
 from engine.controller.runtime import ControllerRuntime, RuntimeOptions
 from engine.model.config import ControllerConfig, parse_config
 from engine.policy.loader import load_policies
@@ -102,11 +103,6 @@ def controller_config(fake: FakeBuildkite, concurrency: int, max_in_flight: int)
         },
         "bench",
     )
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def run(cluster: KubeCluster, jobs: int, concurrency: int, max_in_flight: int) -> int:

@@ -1,5 +1,5 @@
-"""Rendering decisions for people and machines: manifest YAML/JSON, denials and warnings (the explain
-view is :mod:`engine.explain`).
+"""Rendering decisions for people and machines: manifest YAML/JSON and warnings (the explain view is
+:mod:`engine.explain`).
 
 Pure string building (no printing), shared by the CLI and the controller so a Job annotation, a
 Buildkite failure log and ``engine test`` output show the same facts the same way.
@@ -40,10 +40,6 @@ def to_yaml(value: JSON) -> str:
 
 def to_json(value: JSON) -> str:
     return json.dumps(value, indent=2, sort_keys=True) + "\n"
-
-
-def render_manifest(decision: Decision, output: str) -> str:
-    return to_json(decision.manifest) if output == "json" else to_yaml(decision.manifest)
 
 
 def render_warnings(decision: Decision) -> str:

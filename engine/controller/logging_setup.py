@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Literal, TextIO
 
 LogFormat = Literal["text", "json"]
-LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 REDACTED = "[REDACTED]"
 
 _HANDLER_NAME = "agent-stack-controller"

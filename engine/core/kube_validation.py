@@ -302,33 +302,6 @@ def _root_checker(version: str) -> _Struct:
     return structs[_TABLES[version].ROOT]
 
 
-def struct_fields(version: str, struct: str) -> Mapping[str, str] | None:
-    """The fields of API type ``struct`` (``PodSpec``, ``Container``) as type expressions."""
-    table = _TABLES.get(version)
-    return None if table is None else table.STRUCTS.get(struct)
-
-
-def field_type(version: str, struct: str, path: Path) -> str | None:
-    """The type expression at ``path`` below an object of type ``struct``; ``None`` if ``path`` leaves
-    the API (an unknown field) and ``"?"`` past a map key or an ``any`` (nothing more to check)."""
-    current = struct
-    for segment in path:
-        if current.startswith("["):
-            if not isinstance(segment, int):
-                return None
-            current = current[1:-1]
-            continue
-        if current.startswith("{") or current == "any":
-            return "?"
-        fields = struct_fields(version, current)
-        if fields is None or not isinstance(segment, str):
-            return None if fields is not None else "?"
-        if segment not in fields:
-            return None
-        current = fields[segment]
-    return current
-
-
 # --- the API server's rules for a new Job ---------------------------------------------------------
 
 
@@ -461,13 +434,7 @@ def _check_container(
         )
     env = container.get("env")
     if isinstance(env, list):
-        valid = _VALID_ENV_NAMES
-        for variable in env:  # the longest list of every container: the common case first, inline
-            if isinstance(variable, dict):
-                name = variable.get("name")  # not a string: the type check reports it, not this
-                if type(name) is str and name not in valid:
-                    _check_env_names(env, path, found)
-                    break
+        _check_env(env, path, found)
     for index, source in _named(container.get("envFrom")):
         prefix = source.get("prefix")
         if isinstance(prefix, str) and prefix and _ENV_VAR_NAME.match(prefix) is None:
@@ -551,6 +518,19 @@ def _valid_env_name(name: str) -> bool:
         _VALID_ENV_NAMES.clear()
     _VALID_ENV_NAMES.add(name)
     return True
+
+
+def _check_env(env: list[JSON], path: Path, found: list[Violation]) -> None:
+    """The env names, checked one by one only when one is not already known to be valid (the longest
+    list of every container: the common case first). A name that is not a string is the type check's
+    to report."""
+    valid = _VALID_ENV_NAMES
+    for variable in env:
+        if isinstance(variable, dict):
+            name = variable.get("name")
+            if type(name) is str and name not in valid:
+                _check_env_names(env, path, found)
+                return
 
 
 def _check_env_names(env: list[JSON], path: Path, found: list[Violation]) -> None:

@@ -323,20 +323,6 @@ def _kubernetes_problems(document: Any, prefix: str) -> list[tuple[str, str]]:
     return found
 
 
-def _command_modifications(pod_spec: dict[str, Any]) -> list[tuple[str, str]]:
-    containers = pod_spec.get("containers")
-    if not isinstance(containers, list):
-        return []
-    problems = []
-    for index, container in enumerate(containers):
-        if isinstance(container, dict):
-            for key in ("command", "args"):
-                if container.get(key):
-                    problems.append((f".containers[{index}].{key}", NO_COMMAND_MODIFICATION))
-                    break
-    return problems
-
-
 _KUBERNETES_REF = "x-kubernetes-definition"
 """Placeholder for ``$ref: #/$defs/<name>`` (pydantic resolves real ``$ref`` s itself); see
 :func:`config_json_schema`."""
@@ -1120,33 +1106,30 @@ def _head_key_problems(config: ControllerConfig) -> list[tuple[tuple[PathSegment
             problems.append((("image",), f"{reference.error} {json.dumps(config.image)}"))
     patch = config.pod_spec_patch or {}
     unsafe = head and config.allow_pod_spec_patch_unsafe_command_modification
-    for key in ("containers",):
-        containers = patch.get(key)
-        if not isinstance(containers, list):
+    containers = patch.get("containers")
+    for index, container in enumerate(containers if isinstance(containers, list) else ()):
+        if not isinstance(container, dict):
             continue
-        for index, container in enumerate(containers):
-            if not isinstance(container, dict):
-                continue
-            image = container.get("image")
-            if head and isinstance(image, str) and has_upper_case_name(image):
+        image = container.get("image")
+        if head and isinstance(image, str) and has_upper_case_name(image):
+            problems.append(
+                (
+                    ("pod-spec-patch", "containers", index, "image"),
+                    f"{json.dumps(image)}: image names must be lowercase",
+                )
+            )
+        if unsafe:
+            continue
+        for field in ("command", "args"):
+            if container.get(field):
                 problems.append(
                     (
-                        ("pod-spec-patch", key, index, "image"),
-                        f"{json.dumps(image)}: image names must be lowercase",
+                        ("pod-spec-patch", "containers", index, field),
+                        NO_COMMAND_MODIFICATION
+                        + (" (or set allow-pod-spec-patch-unsafe-command-modification)" if head else ""),
                     )
                 )
-            if unsafe:
-                continue
-            for field in ("command", "args"):
-                if container.get(field):
-                    problems.append(
-                        (
-                            ("pod-spec-patch", key, index, field),
-                            NO_COMMAND_MODIFICATION
-                            + (" (or set allow-pod-spec-patch-unsafe-command-modification)" if head else ""),
-                        )
-                    )
-                    break
+                break
     return problems
 
 
@@ -1213,13 +1196,11 @@ class ControllerConfig(_UpstreamHeadKeys):
         "How long job data from one poll is trusted, and the longest one poll may take; <= 0 means 10s.",
         env=True,
     )
-    job_creation_concurrency: Annotated[Integer, AfterValidator(lambda value: value if value > 0 else 5)] = (
-        _key(
-            "job-creation-concurrency",
-            5,
-            "Jobs handed to the scheduler at once (the monitor's workers); <= 0 means 5.",
-            env=True,
-        )
+    job_creation_concurrency: Annotated[Integer, _default_unless_positive(5)] = _key(
+        "job-creation-concurrency",
+        5,
+        "Jobs handed to the scheduler at once (the monitor's workers); <= 0 means 5.",
+        env=True,
     )
     http_timeout: Annotated[Duration, _default_unless_positive(10.0)] = _key(
         "http-timeout",
@@ -1228,14 +1209,12 @@ class ControllerConfig(_UpstreamHeadKeys):
         "stale-job-data-timeout); <= 0 means 10s.",
         env=True,
     )
-    pagination_depth_limit: Annotated[Integer, AfterValidator(lambda value: value if value > 0 else 5)] = (
-        _key(
-            "pagination-depth-limit",
-            5,
-            "Most pages of 100 scheduled jobs fetched per poll (the first page, then onwards from where "
-            "the previous poll stopped); <= 0 means 5.",
-            env=True,
-        )
+    pagination_depth_limit: Annotated[Integer, _default_unless_positive(5)] = _key(
+        "pagination-depth-limit",
+        5,
+        "Most pages of 100 scheduled jobs fetched per poll (the first page, then onwards from where "
+        "the previous poll stopped); <= 0 means 5.",
+        env=True,
     )
     cluster_uuid: str = _key(
         "cluster-uuid", "", "Buildkite cluster UUID; empty for unclustered pipelines.", env=True

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 
-from engine.controller.identity import default_controller_id
 from engine.core.evaluate import evaluate
 from engine.core.finish import CHANGED_BY_ANNOTATION
 from engine.kube.labels import CONTROLLER_ID_LABEL
+from engine.model.controller_id import default_controller_id
 from engine.model.job import parse_job
 from engine.policy.loader import load_policies
 from tests.fakes.buildkite import FakeBuildkite

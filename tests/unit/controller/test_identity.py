@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.controller.identity import (
+from engine.model.controller_id import (
     ControllerIdError,
     controller_id,
     default_controller_id,
