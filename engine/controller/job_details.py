@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
+from prometheus_client import Counter
+
 from engine.buildkite.errors import BuildkiteAPIError, RateLimitedError, StacksAPIError
 from engine.buildkite.stacks import AcquisitionToken, JobDetails
 from engine.buildkite.stacks_jobs import with_details
@@ -73,7 +75,9 @@ class JobDetailsStage:
         self._rng = rng or random.Random()
 
     async def handle(self, job: PendingJob) -> None:
-        details = await self._call(job, "get its details", lambda: self._stacks.job(job.uuid))
+        details = await self._call(
+            job, "get its details", lambda: self._stacks.job(job.uuid), self._metrics.job_details
+        )
         if details is None:
             self._metrics.job_details.labels(result="missing").inc()
             raise JobUnavailableError(job.uuid, "Buildkite no longer has this job (404)")
@@ -87,6 +91,7 @@ class JobDetailsStage:
             job,
             "issue its job acquisition token",
             lambda: self._stacks.issue_acquisition_tokens([job.uuid], self._token_lifetime),
+            self._metrics.acquisition_tokens,
         )
         tokens = [item for item in issued if item.job_uuid == job.uuid and item.token]
         if len(tokens) != 1 or job.uuid in not_issued:
@@ -99,7 +104,11 @@ class JobDetailsStage:
         self._metrics.acquisition_tokens.labels(result="issued").inc()
         return tokens[0].token
 
-    async def _call(self, job: PendingJob, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
+    async def _call(
+        self, job: PendingJob, what: str, call: Callable[[], Awaitable[_T]], results: Counter
+    ) -> _T:
+        """``call()``, tried again after transient errors; a failure that ends it counts as an
+        ``error`` in ``results`` (the call's counter, by result)."""
         loop = asyncio.get_running_loop()
         delay = FIRST_DELAY
         for attempt in range(1, ATTEMPTS + 1):
@@ -107,12 +116,12 @@ class JobDetailsStage:
                 return await call()
             except BuildkiteAPIError as error:
                 if isinstance(error, StacksAPIError) and error.permanent:
-                    self._count_error(what)
+                    results.labels(result="error").inc()
                     raise JobUnavailableError(job.uuid, f"cannot {what}: {error}") from None
                 wait = _requested_wait(error)
                 pause = wait if wait is not None else delay + self._rng.uniform(0.0, JITTER)
                 if attempt == ATTEMPTS or loop.time() + pause >= job.stale_at:
-                    self._count_error(what)
+                    results.labels(result="error").inc()
                     raise
                 _log.info(
                     "job %s: could not %s (%s); attempt %d/%d, trying again in %.1fs",
@@ -126,12 +135,6 @@ class JobDetailsStage:
                 await self._sleep(pause)
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _count_error(self, what: str) -> None:
-        if "token" in what:
-            self._metrics.acquisition_tokens.labels(result="error").inc()
-        else:
-            self._metrics.job_details.labels(result="error").inc()
 
 
 def _requested_wait(error: BuildkiteAPIError) -> float | None:

@@ -30,6 +30,14 @@ StopOutcome = Literal["cancelled", "notified"]
 the job's progress messages why it will fail."""
 
 
+WAITING_FOR_AGENT = frozenset({"SCHEDULED", "RESERVED"})
+"""No agent has the job yet (``RESERVED``: the Stacks API's reserved, by this stack)."""
+AGENT_HAS_JOB = frozenset({"ACCEPTED", "ASSIGNED", "RUNNING"})
+JOB_IS_OVER = frozenset({"CANCELING", "CANCELED", "FINISHED", "SKIPPED"})
+CANCELLED = frozenset({"CANCELING", "CANCELED"})
+"""Groups of the states :meth:`BuildkiteJobs.job_states` returns, as the watchers act on them."""
+
+
 class BuildkiteJobs(Protocol):
     """What the pod watcher asks of Buildkite about jobs (``engine.controller.job_states`` has one per
     API)."""

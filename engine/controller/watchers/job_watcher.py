@@ -34,6 +34,8 @@ from engine.controller.failer import FailBackend, FailOutcome, fail_safely, one_
 from engine.controller.metrics import ControllerMetrics, count_informer_event
 from engine.controller.watchers.background import BackgroundTasks
 from engine.controller.watchers.collaborators import (
+    CANCELLED,
+    WAITING_FOR_AGENT,
     BuildkiteJobs,
     Clock,
     JobsAPI,
@@ -207,10 +209,10 @@ class JobWatcher:
         for uuid in uuids:
             job = self._podless.get(uuid)
             state = states.get(uuid)
-            if job is None or state is None or state in ("SCHEDULED", "RESERVED"):
+            if job is None or state is None or state in WAITING_FOR_AGENT:
                 continue
             del self._podless[uuid]
-            if state not in ("CANCELED", "CANCELING"):
+            if state not in CANCELLED:
                 continue  # an agent has it, or it is over: nothing to clean up here
             self._ignored.add(uuid)
             self._stalling.pop(uuid, None)

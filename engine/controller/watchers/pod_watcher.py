@@ -37,6 +37,10 @@ from engine.controller.failer import FailBackend, FailOutcome, fail_safely, one_
 from engine.controller.metrics import ControllerMetrics, count_informer_event
 from engine.controller.watchers.background import BackgroundTasks
 from engine.controller.watchers.collaborators import (
+    AGENT_HAS_JOB,
+    CANCELLED,
+    JOB_IS_OVER,
+    WAITING_FOR_AGENT,
     BuildkiteJobs,
     Clock,
     PodsAPI,
@@ -60,11 +64,6 @@ from engine.kube.objects import describe, labels_of, name_of, namespace_of, stri
 from engine.model.jsonvalue import JSONObject
 
 CHECK_INTERVAL_SECONDS = 1.0
-WAITING_FOR_AGENT = frozenset({"SCHEDULED", "RESERVED"})
-"""No agent has the job yet (``RESERVED``: the Stacks API's reserved, by this stack)."""
-AGENT_HAS_JOB = frozenset({"ACCEPTED", "ASSIGNED", "RUNNING"})
-JOB_IS_OVER = frozenset({"CANCELING", "CANCELED", "FINISHED", "SKIPPED"})
-CANCELLED = frozenset({"CANCELING", "CANCELED"})
 EVICTED_FOR_IMAGES = "image_pull_failure"
 EVICTED_FOR_CANCEL = "bk_job_cancelled"
 DELETED_FOR_PENDING = "pending_timeout"
