@@ -41,7 +41,13 @@ from typing import NoReturn
 from engine import __version__
 from engine.core.compiler import CompiledPolicy, CompiledRule, PolicySet
 from engine.core.documents import POD_SPEC_PATH, get_in, resolve_path, set_in
-from engine.core.expressions import Activation, CompiledExpression, EvaluationError, var_root
+from engine.core.expressions import (
+    CONTEXT_ROOTS,
+    Activation,
+    CompiledExpression,
+    EvaluationError,
+    var_root,
+)
 from engine.core.finish import FINISH_POLICY, FINISH_RULE, prepare_job, prepared_paths, record_job
 from engine.core.function_registry import REGISTRY, ROLE_KEY
 from engine.core.kube_validation import validate_job
@@ -168,10 +174,9 @@ def _prepare(run: _Run, policies: PolicySet, config: Mapping[str, JSON]) -> None
     run.locks.extend(locks_for(before, prepared, [*absolute, *owned], FINISH_OWNER))
 
 
-_ROOTS_FIXED_BEFORE_ENFORCE = frozenset(
-    ("job", "pipeline", "build", "step", "config", "stack", "podTemplates")
-)
-"""Roots the finishing step does not change: a ``match`` reading only these is decided before it."""
+_ROOTS_FIXED_BEFORE_ENFORCE = frozenset(CONTEXT_ROOTS) - {"pod", "manifest", "container", "index", "vars"}
+"""Roots the finishing step does not change (all but the Job and what is bound while a policy runs):
+a ``match`` reading only these is decided before it."""
 
 
 def _may_match(run: _Run, policy: CompiledPolicy) -> bool:

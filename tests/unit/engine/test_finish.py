@@ -284,3 +284,17 @@ def test_the_hook_is_in_place_for_a_job_an_enforce_policy_may_warn_about_and_onl
     assert undecided.admitted
     assert not undecided.warnings
     assert _has_hook(undecided)
+
+
+def test_a_match_on_the_jobs_tags_or_plugin_is_decided_before_the_hook_is_placed() -> None:
+    """``tags`` and ``plugin`` come from the job, as ``pipeline`` does: the finishing step cannot change
+    them, so a job such a match leaves out gets no hook."""
+    warn = "rules:\n- {name: w, warn: {message: careful}}\n"
+    for match in ('"gpu" in tags', "plugin != null"):
+        policies = PolicySet.build(
+            [*DEFAULTS.policies, *policy_set(policy("w", "enforce", warn, match=match)).policies]
+        )
+        decision = decide(job(), policies)
+        assert decision.admitted
+        assert not decision.warnings
+        assert not _has_hook(decision), match
