@@ -83,14 +83,17 @@ def run_diff_command(
         problems.extend(exc.problems)
     diff_jobs: list[DiffJob] = []
     profile = controller_config.profile if controller_config is not None else DEFAULT_PROFILE
+    suite_problems: list[str] = []
+    suite_jobs = _suite_jobs(suite, suite_problems) if suite is not None else []
     if suite is not None:
-        profiles = {job.config.profile for job in _suite_jobs(suite, [])}
+        profiles = {job.config.profile for job in suite_jobs}
         profile = profiles.pop() if len(profiles) == 1 else profile
     before = _policies(old, include_defaults, problems, profile)
     after = _policies(new, include_defaults, problems, profile)
     if controller_config is not None:
         if suite is not None:
-            diff_jobs = _suite_jobs(suite, problems)
+            diff_jobs = suite_jobs
+            problems.extend(suite_problems)
         elif pipeline is not None:
             diff_jobs = _pipeline_jobs(pipeline, controller_config, problems)
         else:
@@ -99,14 +102,7 @@ def run_diff_command(
             diff_jobs = [DiffJob(item.source, item.job, controller_config) for item in read]
     if problems or before is None or after is None:
         return EXIT_INVALID, "", "".join(line + "\n" for line in problems)
-    diffs = [
-        JobDiff(
-            item.source,
-            evaluate(before, item.job, item.config.expression_view()),
-            evaluate(after, item.job, item.config.expression_view()),
-        )
-        for item in diff_jobs
-    ]
+    diffs = [_diff(before, after, item) for item in diff_jobs]
     changed = sum(1 for d in diffs if d.changed)
     text = "".join(render_job_diff(d) for d in diffs)
     text += f"{len(diffs)} jobs: {changed} changed, {len(diffs) - changed} unchanged\n"
@@ -157,6 +153,11 @@ def _policies(
     except PolicyError as exc:
         problems.extend(exc.problems)
         return None
+
+
+def _diff(before: PolicySet, after: PolicySet, item: DiffJob) -> JobDiff:
+    view = item.config.expression_view()
+    return JobDiff(item.source, evaluate(before, item.job, view), evaluate(after, item.job, view))
 
 
 def _suite_jobs(suite: Path, problems: list[str]) -> list[DiffJob]:
