@@ -17,7 +17,6 @@ from engine.core.expressions import (
     compile_expression,
     referenced_variables,
 )
-from engine.core.finish import policy_digest
 from engine.core.kube_validation import patch_field_problems, pointer_problems
 from engine.core.templates import Template, TemplateCompileError, compile_template
 from engine.model.decision import ENGINE_POLICY
@@ -52,8 +51,8 @@ class Origin:
     """Where a policy document came from, to turn a path inside it into ``FILE:LINE:COL``."""
 
     file: str
-    locate: Locator = field(default=lambda path: (1, 1))
-    digest: str = ""
+    locate: Locator
+    digest: str
     """The document's content digest (``engine.core.finish.policy_digest`` of its parsed YAML)."""
     locate_key: Locator | None = None
     """Where the *key* of a map entry starts (for "unknown field" problems); ``locate`` if None."""
@@ -114,7 +113,7 @@ class CompiledPolicy:
     variables: tuple[CompiledVariable, ...]
     rules: tuple[CompiledRule, ...]
     where: str
-    digest: str = ""
+    digest: str
     """The short content hash the changed-by annotation names it by (``engine.core.finish``)."""
 
 
@@ -180,8 +179,7 @@ def compile_policy(document: PolicyDocument, origin: Origin, registry: HelperReg
         variables=tuple(variables),
         rules=tuple(rules),
         where=origin.where(()),
-        digest=origin.digest
-        or policy_digest(document.model_dump(mode="json", by_alias=True, exclude_unset=True)),
+        digest=origin.digest,
     )
 
 

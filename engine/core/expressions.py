@@ -140,16 +140,21 @@ def _mask_strings(source: str) -> str:
     return _STRING_LITERAL.sub(lambda m: " " * len(m.group(0)), source)
 
 
-def _rewrite_vars(source: str) -> str:
+def _substitute(source: str, pattern: re.Pattern[str], replacement: Callable[[re.Match[str]], str]) -> str:
+    """``source`` with each match of ``pattern`` outside string literals replaced."""
     masked = _mask_strings(source)
     out: list[str] = []
     last = 0
-    for match in _VAR_REFERENCE.finditer(masked):
+    for match in pattern.finditer(masked):
         out.append(source[last : match.start()])
-        out.append(_VAR_PREFIX + match.group(1))
+        out.append(replacement(match))
         last = match.end()
     out.append(source[last:])
     return "".join(out)
+
+
+def _rewrite_vars(source: str) -> str:
+    return _substitute(source, _VAR_REFERENCE, lambda match: _VAR_PREFIX + match.group(1))
 
 
 def compile_expression(source: str, registry: HelperRegistry) -> CompiledExpression:
@@ -214,15 +219,7 @@ def compile_expression(source: str, registry: HelperRegistry) -> CompiledExpress
 def library_source(source: str) -> str:
     """``source`` as the ``cel`` library must run it: every ``x.matches(p)`` calls RE2 instead of the
     library's own regex engine (string literals are left alone)."""
-    masked = _mask_strings(source)
-    out: list[str] = []
-    last = 0
-    for match in _MATCHES_METHOD.finditer(masked):
-        out.append(source[last : match.start()])
-        out.append(f".{LIBRARY_MATCHES}(")
-        last = match.end()
-    out.append(source[last:])
-    return "".join(out)
+    return _substitute(source, _MATCHES_METHOD, lambda _match: f".{LIBRARY_MATCHES}(")
 
 
 def referenced_variables(expression: CompiledExpression) -> tuple[str, ...]:

@@ -55,7 +55,7 @@ def locks_for(before: JSON, after: JSON, changes: Sequence[tuple[Change, Path]],
         # are: the stable path and the value (by index, the same element) are found once, then each
         # leaf's keys are followed
         base = stable_path(after, path)
-        node = _at(after, path)
+        node = read(after, path)
         for leaf in _leaves((), change.new):
             value = node
             for key in leaf:
@@ -145,20 +145,6 @@ def read(document: JSON, path: Sequence[StableSegment]) -> JSON | _Absent:
             if not isinstance(current, dict) or segment not in current:
                 return ABSENT
             current = current[segment]
-    return current
-
-
-def _at(document: JSON, path: Path) -> JSON | _Absent:
-    current: JSON | _Absent = document
-    for segment in path:
-        if isinstance(segment, int):
-            if not isinstance(current, list) or not 0 <= segment < len(current):
-                return ABSENT
-            current = current[segment]
-        elif isinstance(current, dict) and segment in current:
-            current = current[segment]
-        else:
-            return ABSENT
     return current
 
 
