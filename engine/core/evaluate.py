@@ -48,7 +48,7 @@ from engine.core.expressions import (
     EvaluationError,
     var_root,
 )
-from engine.core.finish import FINISH_POLICY, FINISH_RULE, prepare_job, prepared_paths, record_job
+from engine.core.finish import FINISH_POLICY, FINISH_RULE, prepare_job, record_job
 from engine.core.function_registry import REGISTRY, ROLE_KEY
 from engine.core.kube_validation import validate_job
 from engine.core.ownership import Lock, first_conflict, locks_for
@@ -162,7 +162,9 @@ def evaluate(
 def _prepare(run: _Run, policies: PolicySet, config: Mapping[str, JSON]) -> None:
     """The finishing step's changes to the pod, before the enforce phase sees it."""
     more = any(_may_match(run, policy) for policy in policies.enforce_warners)
-    prepared, changes = prepare_job(run.manifest, config, run.warnings, more_warnings_possible=more)
+    prepared, changes, owned_paths = prepare_job(
+        run.manifest, config, run.warnings, more_warnings_possible=more
+    )
     before = run.manifest
     absolute = [(change, change.path) for change in changes]
     if changes:
@@ -170,7 +172,12 @@ def _prepare(run: _Run, policies: PolicySet, config: Mapping[str, JSON]) -> None
         _record(run, FINISH_POLICY, FINISH_RULE, absolute)
     # owned like an enforce rule's values: an enforce rule may not move the Job out of the
     # controller's namespace, relabel it away from the controller, or undo the hook
-    owned = [(Change("add", path, None, get_in(prepared, path)), path) for path in prepared_paths(config)]
+    changed = {path for _, path in absolute}
+    owned = [
+        (Change("add", path, None, get_in(prepared, path)), path)
+        for path in owned_paths
+        if path not in changed  # a changed path is locked through its change already
+    ]
     run.locks.extend(locks_for(before, prepared, [*absolute, *owned], FINISH_OWNER))
 
 

@@ -67,37 +67,28 @@ def prepare_job(
     warnings: Sequence[PolicyWarning],
     *,
     more_warnings_possible: bool,
-) -> tuple[JSONObject, list[Change]]:
-    """The Job as the enforce phase must see it, and the changes made (absolute paths, in order).
+) -> tuple[JSONObject, list[Change], list[Path]]:
+    """The Job as the enforce phase must see it, the changes made (absolute paths, in order), and the
+    paths set from the config whether or not a policy had already set the same value (what the
+    enforce phase may not change; a path changed here is among the changes too).
 
     ``more_warnings_possible``: an enforce rule could still add a warning, so the hook is put in place
     even when ``warnings`` is empty (its script then prints nothing unless one is added)."""
     changes: list[Change] = []
+    owned: list[Path] = []
     result = manifest
     namespace = config.get("namespace")
     if isinstance(namespace, str):
-        result = _set(result, (*_JOB_METADATA, "namespace"), namespace, changes)
+        owned.append((*_JOB_METADATA, "namespace"))
+        result = _set(result, owned[-1], namespace, changes)
     controller_id = config.get("id")
     if isinstance(controller_id, str) and controller_id:
         for metadata in (_JOB_METADATA, _TEMPLATE_METADATA):
-            result = _set(result, (*metadata, "labels", CONTROLLER_ID_LABEL), controller_id, changes)
+            owned.append((*metadata, "labels", CONTROLLER_ID_LABEL))
+            result = _set(result, owned[-1], controller_id, changes)
     if (warnings or more_warnings_possible) and config.get("jobLogWarnings", True) is not False:
         result = _add_warnings_hook(result, warnings, changes)
-    return result, changes
-
-
-def prepared_paths(config: Mapping[str, JSON]) -> list[Path]:
-    """The paths :func:`prepare_job` sets from the config (whether or not a policy had already set
-    the same value): what the enforce phase may not change."""
-    paths: list[Path] = []
-    if isinstance(config.get("namespace"), str):
-        paths.append((*_JOB_METADATA, "namespace"))
-    controller_id = config.get("id")
-    if isinstance(controller_id, str) and controller_id:
-        paths += [
-            (*metadata, "labels", CONTROLLER_ID_LABEL) for metadata in (_JOB_METADATA, _TEMPLATE_METADATA)
-        ]
-    return paths
+    return result, changes, owned
 
 
 def record_job(
@@ -128,7 +119,7 @@ def finish_job(
     version: str,
 ) -> tuple[JSONObject, list[Change]]:
     """Both parts at once, on a Job no enforce rule will see (benchmarks and tests of the step)."""
-    prepared, changes = prepare_job(manifest, config, warnings, more_warnings_possible=False)
+    prepared, changes, _ = prepare_job(manifest, config, warnings, more_warnings_possible=False)
     recorded, more = record_job(prepared, trace, digests, warnings, version)
     return recorded, [*changes, *more]
 
