@@ -34,7 +34,7 @@ import engine
 from engine.buildkite import agent_retry
 from engine.buildkite.agent_retry import RetryPolicy
 from engine.buildkite.errors import AgentAPIError, JobAcquisitionRejected
-from engine.buildkite.http_headers import requested_wait
+from engine.buildkite.http_headers import DEFAULT_TIMEOUT, redact, requested_wait, server_message
 from engine.model.jsonvalue import JSON, JSONObject
 
 __all__ = [
@@ -46,8 +46,6 @@ __all__ = [
 
 DEFAULT_AGENT_ENDPOINT = "https://agent.buildkite.com/v3"
 USER_AGENT = f"agent-stack-policy/{engine.__version__}"
-DEFAULT_TIMEOUT = 10.0
-"""Seconds one request may take (the ``http-timeout`` default)."""
 EXIT_STATUS = 1
 """The exit status a controller-failed job finishes with."""
 
@@ -110,11 +108,8 @@ class _Response:
             return None
 
     def message(self) -> str:
-        """The server's explanation: ``{"message": ...}`` when JSON, else the start of the body."""
-        data = self.json()
-        if isinstance(data, dict) and isinstance(data.get("message"), str):
-            return str(data["message"])
-        return self.body[:200].decode("utf-8", "replace")
+        """The server's explanation (:func:`~engine.buildkite.http_headers.server_message`)."""
+        return server_message(self.body)
 
 
 class _RetryableError(Exception):
@@ -339,10 +334,7 @@ class _AcquireAndFail:
         )
 
     def _redact(self, text: str) -> str:
-        for secret in (self._agent_token, self._access_token):
-            if secret:
-                text = text.replace(secret, "[redacted]")
-        return " ".join(text.split())
+        return redact(text, self._agent_token, self._access_token)
 
 
 def _step_of(url: str) -> str:

@@ -37,7 +37,7 @@ from graphql import GraphQLError
 import engine
 from engine.buildkite import documents
 from engine.buildkite.errors import BuildkiteAPIError, InvalidOrganizationError, RateLimitedError
-from engine.buildkite.http_headers import wait_hint
+from engine.buildkite.http_headers import DEFAULT_RATE_LIMIT_WAIT, DEFAULT_TIMEOUT, redact, wait_hint
 from engine.buildkite.ids import cluster_graphql_id, is_uuid
 from engine.buildkite.pages import JobPage
 from engine.buildkite.schema import checked_document
@@ -57,10 +57,6 @@ __all__ = [
 
 DEFAULT_GRAPHQL_ENDPOINT = "https://graphql.buildkite.com/v1"
 USER_AGENT = f"agent-stack-policy/{engine.__version__}"
-DEFAULT_RATE_LIMIT_WAIT = 5.0
-"""Seconds to wait after a 429 that names no wait of its own."""
-DEFAULT_TIMEOUT = 10.0
-"""Seconds one request may take (the ``http-timeout`` default); upstream hard-coded 60 s."""
 
 _log = logging.getLogger(__name__)
 
@@ -331,9 +327,7 @@ class BuildkiteGraphQL:
     def _failure(self, operation: str, info: _ResponseInfo, detail: str) -> BuildkiteAPIError:
         if info.status == 429:
             return RateLimitedError(wait_hint(info.headers, DEFAULT_RATE_LIMIT_WAIT), operation)
-        detail = " ".join(detail.split())  # one line, whatever the server sent
-        if self._token:
-            detail = detail.replace(self._token, "[redacted]")
+        detail = redact(detail, self._token)  # one line, whatever the server sent
         if info.status is not None and info.status >= 400:
             hint = " (check the Buildkite API token)" if info.status in (401, 403) else ""
             return BuildkiteAPIError(f"{operation}: HTTP {info.status}{hint}: {detail}")

@@ -1,16 +1,25 @@
-"""Reading the wait hints Buildkite puts on throttled or locked responses.
+"""What the Buildkite clients (GraphQL, Agent REST, Stacks API) share about HTTP responses.
 
-Both APIs can answer "not now": HTTP 429 on GraphQL and 423/429 on the agent API. The wait they ask
-for arrives as ``Retry-After`` (delta seconds or an HTTP date, RFC 9110 §10.2.3) or, on Buildkite's
-rate-limited APIs, as ``RateLimit-Reset`` (seconds until the window resets).
+The APIs can answer "not now": HTTP 429 on GraphQL and the Stacks API, 423/429 on the agent API. The
+wait they ask for arrives as ``Retry-After`` (delta seconds or an HTTP date, RFC 9110 §10.2.3) or, on
+Buildkite's rate-limited APIs, as ``RateLimit-Reset`` (seconds until the window resets). An error's
+explanation is read the same way from every API, and put on one line without the client's secrets.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds one request may take (the ``http-timeout`` default); upstream hard-coded 60 s."""
+DEFAULT_RATE_LIMIT_WAIT = 5.0
+"""Seconds to wait after a 429 that names no wait of its own."""
+REDACTED = "[redacted]"
+_MESSAGE_BYTES = 200
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], datetime] | None = None) -> float | None:
@@ -66,3 +75,23 @@ def _seconds_until_http_date(text: str, now: Callable[[], datetime]) -> float | 
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now()).total_seconds())
+
+
+def server_message(body: bytes) -> str:
+    """The server's explanation: ``{"message": ...}`` when the body is such JSON, else the start of
+    the body (empty when there is none)."""
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return str(data["message"])
+    return body[:_MESSAGE_BYTES].decode("utf-8", "replace")
+
+
+def redact(text: str, *secrets: str) -> str:
+    """``text`` on one line with each (non-empty) secret replaced by ``[redacted]``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return " ".join(text.split())

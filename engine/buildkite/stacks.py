@@ -31,7 +31,14 @@ from yarl import URL
 
 import engine
 from engine.buildkite.errors import RateLimitedError, StacksAPIError
-from engine.buildkite.http_headers import requested_wait, wait_hint
+from engine.buildkite.http_headers import (
+    DEFAULT_RATE_LIMIT_WAIT,
+    DEFAULT_TIMEOUT,
+    redact,
+    requested_wait,
+    server_message,
+    wait_hint,
+)
 from engine.model.jsonvalue import JSON, JSONObject
 
 __all__ = [
@@ -52,9 +59,6 @@ __all__ = [
 
 DEFAULT_ENDPOINT = "https://agent.buildkite.com/v3"
 USER_AGENT = f"agent-stack-policy/{engine.__version__} stacks-api"
-DEFAULT_TIMEOUT = 10.0
-DEFAULT_RATE_LIMIT_WAIT = 5.0
-"""Seconds to wait after a 429 that names no wait of its own."""
 STACK_TYPE = "custom"
 """What a stack that is not one of Buildkite's own registers as (``kubernetes`` is reserved)."""
 FAIL_EXIT_STATUS = -1
@@ -380,7 +384,7 @@ class StacksAPI:
             raise StacksAPIError(f"{operation}: {self._redact(f'{type(exc).__name__}: {exc}')}") from None
         if 200 <= status < 300:
             return _json_object(content), response_headers
-        message = self._redact(_error_message(content))
+        message = self._redact(server_message(content) or "(no message)")
         if status == 429:
             raise RateLimitedError(wait_hint(response_headers, DEFAULT_RATE_LIMIT_WAIT), operation) from None
         hint = " (check the agent token: a cluster agent token is needed)" if status == 401 else ""
@@ -391,9 +395,7 @@ class StacksAPI:
         ) from None
 
     def _redact(self, text: str) -> str:
-        if self._token:
-            text = text.replace(self._token, "[redacted]")
-        return " ".join(text.split())
+        return redact(text, self._token)
 
 
 def _json_object(content: bytes) -> JSONObject:
@@ -404,17 +406,6 @@ def _json_object(content: bytes) -> JSONObject:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _error_message(content: bytes) -> str:
-    """The server's explanation: ``{"message": ...}`` when JSON, else the start of the body."""
-    try:
-        data = json.loads(content or b"null")
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return str(data["message"])
-    return content[:200].decode("utf-8", "replace") or "(no message)"
 
 
 def _string(data: Mapping[str, Any], key: str) -> str:
