@@ -243,8 +243,10 @@ PIPELINE_PLUGIN_KEY_PATTERN = (
 )
 """Plugin keys in a pipeline document that name the kubernetes plugin, optionally pinned with #ref."""
 
-_STRUCT_SCHEMA_KEYS = frozenset({"description", "properties", "type", "required"})
-_PROPERTY_SCHEMA_KEYS = frozenset({"$ref", "additionalProperties", "description", "format", "items", "type"})
+STRUCT_SCHEMA_KEYS = frozenset({"description", "properties", "type", "required"})
+PROPERTY_SCHEMA_KEYS = frozenset({"$ref", "additionalProperties", "description", "format", "items", "type"})
+"""The keys of a definition (struct) and of a property the generators understand (scripts/gen_kube_api.py
+reads the same definitions)."""
 
 
 class GeneratorError(Exception):
@@ -268,20 +270,20 @@ def short_name(qualified: str) -> str:
     return qualified.rsplit(".", 1)[-1]
 
 
-def _ref_target(ref: str) -> str:
+def ref_target(ref: str) -> str:
     return ref.rsplit("/", 1)[-1]
 
 
-def _referenced(schema: Any) -> Iterator[str]:
+def referenced(schema: Any) -> Iterator[str]:
     if isinstance(schema, Mapping):
         for key, value in schema.items():
             if key == "$ref":
-                yield _ref_target(value)
+                yield ref_target(value)
             else:
-                yield from _referenced(value)
+                yield from referenced(value)
     elif isinstance(schema, list):
         for value in schema:
-            yield from _referenced(value)
+            yield from referenced(value)
 
 
 def _struct_refs_of_type_expression(expression: str) -> Iterator[str]:
@@ -308,7 +310,7 @@ def kubernetes_closure(definitions: Mapping[str, Any]) -> dict[str, str]:
             continue
         seen.add(qualified)
         if qualified not in SPECIAL_TYPES:
-            pending.extend(_referenced(definitions[qualified]))
+            pending.extend(referenced(definitions[qualified]))
     closure = {q: short_name(q) for q in sorted(seen)}
     names = [short_name(q) for q in closure if q not in SPECIAL_TYPES]
     clashes = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(PLUGIN_STRUCTS)))
@@ -331,11 +333,11 @@ def _base_type(schema: Mapping[str, Any]) -> str:
 
 def type_expression(schema: Mapping[str, Any]) -> str:
     """The type-table expression for one Kubernetes property schema."""
-    unknown = set(schema) - _PROPERTY_SCHEMA_KEYS - {k for k in schema if k.startswith("x-kubernetes-")}
+    unknown = set(schema) - PROPERTY_SCHEMA_KEYS - {k for k in schema if k.startswith("x-kubernetes-")}
     if unknown:
         raise GeneratorError(f"unsupported property schema keys {sorted(unknown)}")
     if "$ref" in schema:
-        target = _ref_target(schema["$ref"])
+        target = ref_target(schema["$ref"])
         return SPECIAL_TYPES[target][0] if target in SPECIAL_TYPES else short_name(target)
     base = _base_type(schema)
     if base == "array":
@@ -361,7 +363,7 @@ def build_type_table(definitions: Mapping[str, Any], closure: Mapping[str, str])
             continue
         definition = definitions[qualified]
         unknown = (
-            set(definition) - _STRUCT_SCHEMA_KEYS - {k for k in definition if k.startswith("x-kubernetes-")}
+            set(definition) - STRUCT_SCHEMA_KEYS - {k for k in definition if k.startswith("x-kubernetes-")}
         )
         if unknown or "properties" not in definition:
             raise GeneratorError(f"unsupported definition shape for {qualified}")
@@ -442,7 +444,7 @@ def _schema_of_expression(expression: str) -> dict[str, Any]:
 
 def _property_schema(prop: Mapping[str, Any], special_names: Mapping[str, str]) -> dict[str, Any]:
     if "$ref" in prop:
-        target = _ref_target(prop["$ref"])
+        target = ref_target(prop["$ref"])
         schema: dict[str, Any] = {"$ref": f"#/$defs/{special_names.get(target, short_name(target))}"}
     else:
         base = _base_type(prop)

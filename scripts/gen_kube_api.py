@@ -33,9 +33,11 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from gen_k8s_schemas import PROPERTY_SCHEMA_KEYS, STRUCT_SCHEMA_KEYS, ref_target, referenced, short_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KUBE_VERSION = "v1.20.2"
@@ -54,8 +56,6 @@ SPECIAL_TYPES = {
     "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime": "time",
     "io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1": "any",
 }
-_PROPERTY_KEYS = frozenset({"$ref", "additionalProperties", "description", "format", "items", "type"})
-_STRUCT_KEYS = frozenset({"description", "properties", "type", "required"})
 
 
 class GeneratorError(Exception):
@@ -126,26 +126,6 @@ def _swagger_shape(node: Any) -> Any:
     return out
 
 
-def short_name(qualified: str) -> str:
-    return qualified.rsplit(".", 1)[-1]
-
-
-def _ref_target(ref: str) -> str:
-    return ref.rsplit("/", 1)[-1]
-
-
-def _referenced(schema: Any) -> Iterator[str]:
-    if isinstance(schema, Mapping):
-        for key, value in schema.items():
-            if key == "$ref":
-                yield _ref_target(value)
-            else:
-                yield from _referenced(value)
-    elif isinstance(schema, list):
-        for value in schema:
-            yield from _referenced(value)
-
-
 def closure(definitions: Mapping[str, Any]) -> dict[str, str]:
     """Qualified name -> short name of every definition a Job reaches (``status`` left out: a created
     Job never sets it, and the engine refuses it like any field it has no business writing)."""
@@ -162,7 +142,7 @@ def closure(definitions: Mapping[str, Any]) -> dict[str, str]:
         properties = dict(definition.get("properties", {}))
         if qualified == ROOT_DEFINITION:
             properties.pop("status", None)
-        pending.extend(_referenced(properties))
+        pending.extend(referenced(properties))
     names = {q: short_name(q) for q in sorted(seen) if q not in SPECIAL_TYPES}
     values = list(names.values())
     clashes = sorted({name for name in values if values.count(name) > 1})
@@ -173,11 +153,11 @@ def closure(definitions: Mapping[str, Any]) -> dict[str, str]:
 
 def type_expression(schema: Mapping[str, Any]) -> str:
     """A scalar kind, a struct name, ``[T]`` (list of T) or ``{T}`` (map of string to T)."""
-    unknown = set(schema) - _PROPERTY_KEYS - {k for k in schema if k.startswith("x-kubernetes-")}
+    unknown = set(schema) - PROPERTY_SCHEMA_KEYS - {k for k in schema if k.startswith("x-kubernetes-")}
     if unknown:
         raise GeneratorError(f"unsupported property schema keys {sorted(unknown)}")
     if "$ref" in schema:
-        target = _ref_target(schema["$ref"])
+        target = ref_target(schema["$ref"])
         return SPECIAL_TYPES.get(target) or short_name(target)
     kind = schema["type"]
     if kind == "array":
@@ -202,7 +182,9 @@ def build_tables(
     required: dict[str, tuple[str, ...]] = {}
     for qualified, name in names.items():
         definition = definitions[qualified]
-        unknown = set(definition) - _STRUCT_KEYS - {k for k in definition if k.startswith("x-kubernetes-")}
+        unknown = (
+            set(definition) - STRUCT_SCHEMA_KEYS - {k for k in definition if k.startswith("x-kubernetes-")}
+        )
         if unknown or "properties" not in definition:
             raise GeneratorError(f"unsupported definition shape for {qualified}")
         properties = dict(definition["properties"])
