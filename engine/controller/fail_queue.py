@@ -33,6 +33,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from engine.controller.backoff import doubling_delay
 from engine.controller.failer import FailBackend, FailCounters, fail_safely
 from engine.controller.metrics import FailQueueMetrics
 
@@ -184,7 +185,7 @@ class FailQueue:
                 entry.attempts,
             )
         else:
-            delay = retry_delay(entry.attempts, self.first_retry_seconds, self.max_retry_seconds)
+            delay = doubling_delay(entry.attempts, self.first_retry_seconds, self.max_retry_seconds)
             entry.due_at = _now() + delay
             self.metrics.outcomes.labels(outcome="retried").inc()
             _log.info(
@@ -216,10 +217,9 @@ class FailQueue:
         return 0.0 if oldest is None else max(0.0, _now() - oldest.enqueued_at)
 
 
-def retry_delay(attempts: int, first: float = FIRST_RETRY_SECONDS, most: float = MAX_RETRY_SECONDS) -> float:
-    """Seconds before the next try after ``attempts`` failed ones: ``first``, doubling, at most
-    ``most`` (5, 10, 20, 40, then 60 by default)."""
-    return min(most, first * 2.0 ** (attempts - 1))
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next try after ``attempts`` failed ones: 5, 10, 20, 40, then 60."""
+    return doubling_delay(attempts, FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS)
 
 
 def _now() -> float:

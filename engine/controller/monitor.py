@@ -58,6 +58,7 @@ from typing import Protocol
 
 from engine.buildkite.errors import InvalidOrganizationError, ListingImpossibleError, RateLimitedError
 from engine.buildkite.pages import JobPage
+from engine.controller.backoff import doubling_delay
 from engine.controller.failer import one_line
 from engine.controller.metrics import MonitorMetrics, StacksMetrics
 from engine.controller.pipeline import (
@@ -393,7 +394,7 @@ class Monitor:
         """Queue a reserved job again after a back-off, if its reservation lasts that long."""
         loop = asyncio.get_running_loop()
         attempts = self._retries.get(job.uuid, 0) + 1
-        delay = min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2.0 ** (attempts - 1))
+        delay = doubling_delay(attempts, FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS)
         if loop.time() + delay >= job.stale_at:
             self._let_go(job, "retries")
             return

@@ -47,6 +47,7 @@ from engine.buildkite.agent_api import AgentAPI
 from engine.buildkite.errors import BuildkiteAPIError, StacksAPIError
 from engine.buildkite.graphql import BuildkiteGraphQL
 from engine.buildkite.stacks import RegisteredStack, StacksAPI
+from engine.controller.backoff import doubling_delay
 from engine.controller.deduper import Deduper
 from engine.controller.fail_queue import FailQueue
 from engine.controller.failer import FailBackend, JobFailer, one_line
@@ -338,7 +339,8 @@ class ControllerRuntime:
     async def _until_answered(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
         """``await call()`` until Buildkite answers; a refusal (a 4xx) is fatal, anything else is
         tried again after a growing pause (the controller is not ready meanwhile)."""
-        delay, longest = REGISTER_RETRY_SECONDS
+        first, longest = REGISTER_RETRY_SECONDS
+        attempts = 0
         while True:
             try:
                 return await call()
@@ -348,9 +350,10 @@ class ControllerRuntime:
                 problem = str(exc)
             except BuildkiteAPIError as exc:
                 problem = str(exc)
+            attempts += 1
+            delay = doubling_delay(attempts, first, longest)
             _log.warning("cannot %s yet (%s); trying again in %gs", what, problem, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, longest)
 
     async def _serve(self, components: _Components, tasks: list[asyncio.Task[None]]) -> None:
         """Steps 6 and on: timers, reloader, monitor; then wait for a stop or a fatal error."""
