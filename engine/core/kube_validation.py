@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from engine.model.controller_id import LABEL_VALUE_MAX, is_label_value
 from engine.model.jsonvalue import JSON, Path, PathSegment
 from engine.model.kube_api import DEFAULT_KUBERNETES_VERSION, KUBERNETES_VERSIONS, TABLES, union_structs
 from engine.model.plugin import describe_value
@@ -43,7 +44,6 @@ _BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUALIFIED_NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _ENV_VAR_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_LABEL_MAX = 63
@@ -559,11 +559,11 @@ def _metadata_maps(metadata: dict[str, JSON], path: Path, found: list[Violation]
     if isinstance(labels, dict):
         for key, value in labels.items():
             _qualified_name(str(key), (*path, "labels", key), "label", found)
-            if isinstance(value, str) and (len(value) > _DNS_LABEL_MAX or _LABEL_VALUE.match(value) is None):
+            if isinstance(value, str) and not is_label_value(value):
                 found.append(
                     Violation(
                         (*path, "labels", key),
-                        f"{json.dumps(value)} is not a valid label value (at most {_DNS_LABEL_MAX} "
+                        f"{json.dumps(value)} is not a valid label value (at most {LABEL_VALUE_MAX} "
                         "letters, digits, '-', '_' and '.', starting and ending with a letter or digit)",
                     )
                 )
