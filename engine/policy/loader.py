@@ -8,7 +8,7 @@ order, non-recursively, skipping hidden entries (a mounted ConfigMap keeps its r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -113,7 +113,7 @@ def compile_source(text: str, file: str) -> list[CompiledPolicy]:
         try:
             parsed = PolicyDocument.model_validate(document.value)
         except ValidationError as exc:
-            problems.extend(_validation_problems(exc, document))
+            problems.extend(validation_problems(exc, document))
             continue
         try:
             origin = Origin(file, document.locate, policy_digest(document.value), document.locate_key)
@@ -134,10 +134,18 @@ def _not_a_map(document: SourceDocument) -> str:
     return f"{where}: a policy document must be a map (apiVersion, kind, metadata, spec), got {got}"
 
 
-def _validation_problems(error: ValidationError, document: SourceDocument) -> list[str]:
+def validation_problems(
+    error: ValidationError,
+    document: SourceDocument,
+    clean_loc: Callable[[tuple[int | str, ...]], tuple[int | str, ...]] | None = None,
+) -> list[str]:
+    """One ``FILE:LINE:COL: path: message`` line per problem pydantic found in ``document`` (policies
+    and suites alike); ``clean_loc`` drops the union tags pydantic puts into a location (by default a
+    rule's kind, as policies have them)."""
+    clean = clean_loc or _without_union_tags
     out: list[str] = []
     for item in error.errors(include_url=False):
-        loc = _without_union_tags(tuple(item["loc"]))
+        loc = clean(tuple(item["loc"]))
         if item["type"] == "extra_forbidden":
             line, column = document.locate_key(loc)
             message = f"unknown field '{loc[-1]}'"
@@ -148,7 +156,7 @@ def _validation_problems(error: ValidationError, document: SourceDocument) -> li
             line, column = document.locate(loc)
             reason = item.get("ctx", {}).get("error") if item["type"] == "value_error" else None
             message = str(reason) if reason is not None else item["msg"]
-        shown = _render_loc(loc)
+        shown = render_loc(loc)
         out.append(f"{document.file}:{line}:{column}: {shown + ': ' if shown else ''}{message}")
     return out
 
@@ -169,7 +177,8 @@ def _without_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return tuple(out)
 
 
-def _render_loc(loc: tuple[int | str, ...]) -> str:
+def render_loc(loc: tuple[int | str, ...]) -> str:
+    """``spec.rules[0].patch``: a pydantic location as the problem lines show it."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))

@@ -30,7 +30,7 @@ from engine.model.profiles import DEFAULT_PROFILE
 from engine.pipeline.job import BuildContext, PipelineJobError, job_from_step
 from engine.pipeline.source import PipelineReadError, load_pipeline
 from engine.pipeline.steps import StepError, choose_step, read_pipeline_document
-from engine.policy.loader import load_policies
+from engine.policy.loader import load_policies, validation_problems
 from engine.policy.yaml_source import SourceDocument, YamlSourceError, load_documents
 from engine.suite.model import Assertion, BuildkiteFacts, Case, Expect, PolicySuite
 
@@ -170,21 +170,8 @@ class _Reader:
         self.problems.append(f"{self.where(path)}: {message}")
 
     def validation_problems(self, error: ValidationError) -> list[str]:
-        out: list[str] = []
-        for item in error.errors(include_url=False):
-            loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
-            if item["type"] == "extra_forbidden":
-                line, column = self.document.locate_key(loc)
-                message = f"unknown field '{loc[-1]}'"
-            elif item["type"] == "missing":
-                line, column = self.document.locate(loc[:-1])
-                message = f"missing required field '{loc[-1]}'"
-            else:
-                line, column = self.document.locate(loc)
-                message = str(item["msg"]).removeprefix("Value error, ")
-            shown = _render_loc(loc)
-            out.append(f"{self.file}:{line}:{column}: {shown + ': ' if shown else ''}{message}")
-        return list(dict.fromkeys(out))
+        problems = validation_problems(error, self.document, _without_union_tags)
+        return list(dict.fromkeys(problems))
 
     def config_data(self, value: str | Mapping[str, JSON] | None, path: JsonPath) -> dict[str, JSON]:
         if value is None:
@@ -341,8 +328,5 @@ def _is_union_tag(part: object) -> bool:
     return isinstance(part, str) and part in ("str", "dict[str,any]", "list[any]", "int", "constrained-int")
 
 
-def _render_loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+def _without_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    return tuple(part for part in loc if not _is_union_tag(part))
