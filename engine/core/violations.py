@@ -38,8 +38,6 @@ def last_writer(path: Path, trace: Sequence[TraceRecord]) -> TraceRecord | None:
     """The last trace record that changed ``path``, something containing it, or something inside it."""
     for record in reversed(trace):
         changed = record.segments
-        if changed is None:
-            continue
         shorter = min(len(changed), len(path))
         if changed[:shorter] == path[:shorter]:
             return record

@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from engine.core.patch.strategic import json_equal as _equal
-from engine.explain.paths import PathSyntaxError, concrete_path
 from engine.model.decision import Decision, TraceRecord
 from engine.model.jsonvalue import JSON, Path
 
@@ -217,9 +216,7 @@ def _matching_item(old: list[Node], unused: list[int], value: JSON) -> int | Non
 
 
 def _apply(state: Blame, record: TraceRecord, origins: dict[int, Via]) -> None:
-    path = record.segments if record.segments is not None else _parse(record.path)
-    if path is None:
-        return
+    path = record.segments
     writer = Writer(record.policy, record.rule, record.op)
     if not path:
         if record.op == "remove":
@@ -301,10 +298,3 @@ def _strip_internal(node: Node) -> None:
     elif node.items is not None:
         for child in node.items:
             _strip_internal(child)
-
-
-def _parse(text: str) -> Path | None:
-    try:
-        return concrete_path(text)
-    except PathSyntaxError:
-        return None

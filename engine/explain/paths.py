@@ -82,16 +82,6 @@ def _bracket(text: str, start: int) -> tuple[int, Step]:
     return end + 1, Select(selector.group(1), selector.group(2).strip().strip("'\""))
 
 
-def concrete_path(text: str) -> Path:
-    """A printed path without selectors as keys and indices (raises on a selector)."""
-    out: list[str | int] = []
-    for step in parse_path(text):
-        if isinstance(step, Select):
-            raise PathSyntaxError(f"{text!r}: a selector needs a document to resolve against")
-        out.append(step)
-    return tuple(out)
-
-
 def resolve(document: JSON, steps: tuple[Step, ...]) -> Path | None:
     """Turn selectors into indices by looking at ``document``; ``None`` when a step finds nothing."""
     out: list[str | int] = []

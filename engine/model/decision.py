@@ -71,9 +71,9 @@ class TraceRecord:
     path: str
     old: JSON
     new: JSON
-    segments: Path | None = None
-    """``path`` as its keys and list indices (``None`` when a record was made without them), so a
-    reader can replay the trace without parsing the rendered path."""
+    segments: Path
+    """``path`` as its keys and list indices, so a reader can replay the trace without parsing the
+    rendered path."""
 
 
 @dataclass(frozen=True, slots=True)
